@@ -110,15 +110,29 @@ class Embedder:
         if len(texts) == 0:
             return np.zeros(0, dtype=np.int64)
         batch = [self.prompt + self._clip(t) for t in texts]
-        backend = getattr(self.model.tokenizer, "backend_tokenizer", None)
-        if backend is not None and backend.truncation is None:
-            lengths = (len(e.ids) for e in backend.encode_batch(batch, add_special_tokens=True))
-        else:  # a slow tokenizer
+        counter = self._token_counter()
+        if counter is not None:
+            lengths = (len(e.ids) for e in counter.encode_batch(batch, add_special_tokens=True))
+        else:  # a slow (Python) tokenizer
             tokenizer = self.model.tokenizer
             lengths = (len(tokenizer.encode(t, add_special_tokens=True)) for t in batch)
         counts = np.fromiter(lengths, dtype=np.int64, count=len(texts))
         clipped = np.fromiter((len(t) > len(self._clip(t)) for t in texts), dtype=bool)
         return np.where(clipped, np.maximum(counts, self.max_seq_length + 1), counts)
+
+    def _token_counter(self):
+        """A private copy of the fast tokenizer without truncation or padding (the model's
+        own is reconfigured by every encode call), or None for a slow tokenizer."""
+        if not hasattr(self, "_counter"):
+            backend = getattr(self.model.tokenizer, "backend_tokenizer", None)
+            self._counter = None
+            if backend is not None:
+                from tokenizers import Tokenizer
+
+                self._counter = Tokenizer.from_str(backend.to_str())
+                self._counter.no_truncation()
+                self._counter.no_padding()
+        return self._counter
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Float32 (n, dim), L2-normalised. Identical texts are encoded once."""
