@@ -20,6 +20,8 @@ POSTS = pa.schema(
         ("text", pa.string()),
         ("lang", pa.string()),
         ("lang_score", pa.float32()),
+        ("topic", pa.string()),
+        ("topic_score", pa.float32()),
         ("narratives", pa.list_(NARRATIVE_SCORE)),
         ("top_narrative", pa.string()),
         ("top_score", pa.float32()),
@@ -37,6 +39,12 @@ PIVOTS = pa.schema(
         ("before_examples", pa.list_(pa.string())),
         ("after_examples", pa.list_(pa.string())),
         ("dormancy_days", pa.float32()),
+        # beyond the contract: where and how much, for analysts and evaluation
+        ("position", pa.int64()),
+        ("topic_shift", pa.float32()),
+        ("language_shift", pa.float32()),
+        ("before_topic", pa.string()),
+        ("after_topic", pa.string()),
     ]
 )
 
@@ -49,9 +57,11 @@ PAGES = pa.schema(
         ("langs", pa.list_(LANG_SHARE)),
         ("n_pivots", pa.int64()),
         ("top_narratives", pa.list_(NARRATIVE_SCORE)),
+        ("pivot_status", pa.string()),
     ]
 )
 
 
-def embedding_type(dim: int) -> pa.DataType:
+def vector_type(dim: int) -> pa.DataType:
+    """Fixed-size float32 vectors: the ``embedding`` and ``topic_profile`` columns."""
     return pa.list_(pa.float32(), dim)

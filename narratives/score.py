@@ -20,9 +20,11 @@ from tqdm.auto import tqdm
 
 from . import schema
 from .embed import DEFAULT, Embedder
-from .errors import OutputError
+from .errors import InputError, OutputError
 from .io import ColumnMapping, read_posts
 from .langid import detect_languages
+from .pivots import PivotConfig, PivotDetector
+from .topics import TOPICS, topic_profiles, topic_prototypes
 
 logger = logging.getLogger(__name__)
 
@@ -31,28 +33,42 @@ OUTPUT_FILES = ("posts.parquet", "pivots.parquet", "pages.parquet", "run.json")
 
 @dataclass
 class ScoreResult:
-    """The tables of one scoring run. ``embeddings`` has one row per post (NaN when rejected)."""
+    """The tables of one scoring run.
+
+    ``embeddings`` (n, dim) and ``topic_profiles`` (n, K) have one row per post, NaN
+    where the post was rejected; they are stored as the ``embedding`` and
+    ``topic_profile`` columns of posts.parquet.
+    """
 
     posts: pd.DataFrame
     pivots: pd.DataFrame
     pages: pd.DataFrame
     embeddings: np.ndarray
+    topic_profiles: np.ndarray
     run: dict[str, Any] = field(default_factory=dict)
 
     def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
         """Write posts/pivots/pages Parquet files and run.json into ``out_dir``."""
         out = prepare_output_dir(out_dir, force=force)
         table = _to_table(self.posts, schema.POSTS)
-        ok = self.posts["status"].to_numpy() == "ok"
-        dim = self.embeddings.shape[1]
-        flat = pa.array(np.nan_to_num(self.embeddings).reshape(-1), type=pa.float32())
-        emb = pa.FixedSizeListArray.from_arrays(flat, dim, mask=pa.array(~ok))
-        table = table.append_column(pa.field("embedding", schema.embedding_type(dim)), emb)
+        missing = pa.array(self.posts["status"].to_numpy() != "ok")
+        for name, values in (
+            ("embedding", self.embeddings),
+            ("topic_profile", self.topic_profiles),
+        ):
+            dim = values.shape[1]
+            flat = pa.array(np.nan_to_num(values).reshape(-1), type=pa.float32())
+            column = pa.FixedSizeListArray.from_arrays(flat, dim, mask=missing)
+            table = table.append_column(pa.field(name, schema.vector_type(dim)), column)
         pq.write_table(table, out / "posts.parquet")
+        self.save_pivots(out)
+        return out
+
+    def save_pivots(self, out: Path) -> None:
+        """Write pivots.parquet, pages.parquet and run.json (the parts pivots re-runs change)."""
         pq.write_table(_to_table(self.pivots, schema.PIVOTS), out / "pivots.parquet")
         pq.write_table(_to_table(self.pages, schema.PAGES), out / "pages.parquet")
         (out / "run.json").write_text(json.dumps(self.run, indent=2, default=str) + "\n")
-        return out
 
 
 def _to_table(frame: pd.DataFrame, arrow_schema: pa.Schema) -> pa.Table:
@@ -87,17 +103,15 @@ def prepare_output_dir(out_dir: str | Path, *, force: bool) -> Path:
     return out
 
 
-def empty_pivots() -> pd.DataFrame:
-    return schema.PIVOTS.empty_table().to_pandas()
-
-
-def page_table(posts: pd.DataFrame) -> pd.DataFrame:
-    """One row per page of the scored posts: counts, time span, language shares."""
+def page_table(posts: pd.DataFrame, pivots: pd.DataFrame, status: dict[str, str]) -> pd.DataFrame:
+    """One row per page of the scored posts: counts, time span, language shares, pivots."""
     ok = posts[(posts["status"] == "ok") & posts["page_id"].notna()]
+    n_pivots = pivots["page_id"].value_counts()
     rows = []
     for page_id, group in ok.groupby("page_id", sort=True):
         shares = group["lang"].value_counts(normalize=True)
         shares = shares.sort_index().sort_values(ascending=False, kind="stable")
+        page_status = status.get(page_id, "no timed posts")
         rows.append(
             {
                 "page_id": page_id,
@@ -105,8 +119,9 @@ def page_table(posts: pd.DataFrame) -> pd.DataFrame:
                 "first_at": group["created_at"].min(),
                 "last_at": group["created_at"].max(),
                 "langs": [{"lang": k, "share": round(float(v), 4)} for k, v in shares.items()],
-                "n_pivots": None,  # filled by pivot detection
+                "n_pivots": int(n_pivots.get(page_id, 0)) if page_status == "ok" else None,
                 "top_narratives": [],  # filled by the narrative tagger
+                "pivot_status": page_status,
             }
         )
     if not rows:
@@ -115,6 +130,19 @@ def page_table(posts: pd.DataFrame) -> pd.DataFrame:
     frame["first_at"] = frame["first_at"].astype("datetime64[us, UTC]")
     frame["last_at"] = frame["last_at"].astype("datetime64[us, UTC]")
     return frame
+
+
+def detect_pivots(result: ScoreResult, config: PivotConfig | None = None) -> ScoreResult:
+    """Run pivot detection on scored posts (no re-embedding) and refresh pivots and pages."""
+    started = time.perf_counter()
+    detector = PivotDetector(config).fit(result.posts, result.topic_profiles)
+    pages = page_table(result.posts, detector.pivots_, detector.page_status_)
+    run = dict(result.run)
+    run["pivots"] = {**detector.summary(), "seconds": round(time.perf_counter() - started, 3)}
+    run["counts"] = {**run.get("counts", {}), "pages": len(pages), "pivots": len(detector.pivots_)}
+    return ScoreResult(
+        result.posts, detector.pivots_, pages, result.embeddings, result.topic_profiles, run
+    )
 
 
 def score(
@@ -131,6 +159,7 @@ def score(
     chunk_size: int = 2048,
     device: str | None = None,
     progress: bool | None = None,
+    pivot_config: PivotConfig | None = None,
 ) -> ScoreResult:
     """Score posts: language and multilingual embedding per post, and the page table.
 
@@ -178,34 +207,47 @@ def score(
                 warnings[row] = note if warnings[row] is None else f"{warnings[row]}; {note}"
             bar.update(len(chunk))
 
+    t = time.perf_counter()
+    profiles = np.full((n, len(TOPICS)), np.nan, dtype=np.float32)
+    if len(ok_idx):
+        profiles[ok_idx] = topic_profiles(embeddings[ok_idx], topic_prototypes(embedder))
+    top = np.nan_to_num(profiles, nan=-1.0).argmax(axis=1)
+    topic_names = np.array(list(TOPICS), dtype=object)[top]
+    topic_names[np.isnan(profiles[:, 0])] = None
+    timings["topics_s"] = time.perf_counter() - t
     posts = posts.assign(
         warning=pd.array(warnings, dtype="string"),
         lang=pd.array(lang, dtype="string"),
         lang_score=lang_score,
+        topic=pd.array(topic_names, dtype="string"),
+        topic_score=np.take_along_axis(profiles, top[:, None], axis=1)[:, 0],
         narratives=[[] if s == "ok" else None for s in posts["status"]],
         top_narrative=pd.array([None] * n, dtype="string"),
         top_score=np.full(n, np.nan, dtype=np.float32),
     )
-    pages = page_table(posts)
     n_ok = len(ok_idx)
-    timings["total_s"] = time.perf_counter() - started
     run = {
         "narratives_version": metadata.version("narratives"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": read.info,
         "model": embedder.info,
+        "topics": list(TOPICS),
         "taxonomy": None,
-        "pivots": None,
         "counts": {
             "read": n,
             "ok": n_ok,
             "rejected": n - n_ok,
             "warned": int(posts["warning"].notna().sum()),
-            "pages": len(pages),
         },
-        "timings": {k: round(v, 3) for k, v in timings.items()},
     }
-    return ScoreResult(posts, empty_pivots(), pages, embeddings, run)
+    empty = schema.PIVOTS.empty_table().to_pandas()
+    result = detect_pivots(
+        ScoreResult(posts, empty, empty, embeddings, profiles, run), pivot_config
+    )
+    timings["pivots_s"] = result.run["pivots"]["seconds"]
+    timings["total_s"] = time.perf_counter() - started
+    result.run["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    return result
 
 
 def _count(count: int, limit: int) -> str:
@@ -216,26 +258,40 @@ def _disable(progress: bool | None) -> bool | None:
     return None if progress is None else not progress
 
 
+def _vectors(table: pa.Table, name: str) -> np.ndarray:
+    column = table.column(name).combine_chunks()
+    dim = column.type.list_size
+    out = np.full((len(table), dim), np.nan, dtype=np.float32)
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    out[valid] = values.reshape(-1, dim)
+    return out
+
+
 def load_scored(out_dir: str | Path) -> ScoreResult:
     """Read back what :meth:`ScoreResult.save` wrote."""
     out = Path(out_dir)
+    if not (out / "posts.parquet").is_file():
+        raise InputError(f"{str(out)!r} holds no posts.parquet; run narratives score first")
     table = pq.read_table(out / "posts.parquet")
-    emb_col = table.column("embedding")
-    dim = emb_col.type.list_size
-    flat = emb_col.combine_chunks()
-    values = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    embeddings = np.full((len(table), dim), np.nan, dtype=np.float32)
-    valid = flat.is_valid().to_numpy(zero_copy_only=False)
-    embeddings[valid] = values.reshape(-1, dim)[: valid.sum()]
-    posts = table.drop_columns(["embedding"]).to_pandas()
-    run = json.loads((out / "run.json").read_text())
+    missing = {"embedding", "topic_profile"} - set(table.column_names)
+    if missing:
+        raise InputError(f"posts.parquet in {str(out)!r} lacks {', '.join(sorted(missing))}")
     return ScoreResult(
-        posts,
+        table.drop_columns(["embedding", "topic_profile"]).to_pandas(),
         pq.read_table(out / "pivots.parquet").to_pandas(),
         pq.read_table(out / "pages.parquet").to_pandas(),
-        embeddings,
-        run,
+        _vectors(table, "embedding"),
+        _vectors(table, "topic_profile"),
+        json.loads((out / "run.json").read_text()),
     )
 
 
-__all__ = ["ScoreResult", "load_scored", "page_table", "prepare_output_dir", "score"]
+__all__ = [
+    "ScoreResult",
+    "detect_pivots",
+    "load_scored",
+    "page_table",
+    "prepare_output_dir",
+    "score",
+]

