@@ -105,7 +105,52 @@ def score(
         )
         for reason, n in top.value_counts().head(5).items():
             typer.echo(f"  rejected {n:>7}: {reason}")
+    typer.echo(f"pivots {len(result.pivots)} (narratives pivots {out} lists them)")
     typer.echo(f"outputs in {out}/ (posts.parquet, pivots.parquet, pages.parquet, run.json)")
+
+
+@app.command()
+def pivots(
+    scored: Annotated[Path, typer.Argument(help="A directory written by narratives score.")],
+    min_posts: Annotated[int, typer.Option(min=2, help="Posts each side of a pivot.")] = 4,
+    min_topic_shift: Annotated[float, typer.Option(help="Smallest topic-mix change.")] = 0.45,
+    min_language_shift: Annotated[float, typer.Option(help="Smallest language-mix change.")] = 0.5,
+    alpha: Annotated[float, typer.Option(help="Significance of each change.")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Seed of the permutation tests.")] = 0,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Re-run pivot detection on stored scores with other settings (no re-embedding).
+
+    Rewrites pivots.parquet, pages.parquet and run.json in SCORED; posts stay as they are.
+    """
+    from .pivots import PivotConfig
+    from .score import detect_pivots, load_scored
+
+    _logging(verbose)
+    try:
+        config = PivotConfig(
+            min_posts=min_posts,
+            min_topic_shift=min_topic_shift,
+            min_language_shift=min_language_shift,
+            alpha=alpha,
+            seed=seed,
+        )
+        result = detect_pivots(load_scored(scored), config)
+    except (NarrativesError, ValueError) as exc:
+        _fail(str(exc))
+    result.save_pivots(scored)
+    summary = result.run["pivots"]
+    typer.echo(
+        f"pages {summary['pages']}  too few posts {summary['pages_too_few_posts']}  "
+        f"pivots {summary['pivots']}"
+    )
+    for row in result.pivots.itertuples():
+        typer.echo(
+            f"  {row.page_id}  {row.at:%Y-%m-%d %H:%M}  {row.kind:<15} "
+            f"magnitude {row.magnitude:.2f}  {row.before_lang}->{row.after_lang}  "
+            f"{row.before_topic}->{row.after_topic}"
+        )
+    typer.echo(f"outputs in {scored}/ (pivots.parquet, pages.parquet, run.json)")
 
 
 @model_app.command("build")

@@ -20,7 +20,9 @@ before it, and evidence from both sides.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,6 +36,8 @@ from .topics import TOPICS
 logger = logging.getLogger(__name__)
 
 UNDETERMINED = "und"
+#: Below this many ways to split a pair of regimes, p-values are exact, not sampled.
+_EXACT_SPLITS = 4000
 
 
 @dataclass
@@ -184,12 +188,7 @@ class PivotDetector:
             observed = _tvd(block[:n_left].mean(axis=0), block[n_left:].mean(axis=0))
             p = 1.0
             if observed >= floor:
-                orders = rng.permuted(np.tile(np.arange(hi - lo), (cfg.n_permutations, 1)), axis=1)
-                shuffled = block[orders]  # (B, m, d)
-                null = 0.5 * np.abs(
-                    shuffled[:, :n_left].mean(axis=1) - shuffled[:, n_left:].mean(axis=1)
-                ).sum(axis=1)
-                p = (1 + int((null >= observed - 1e-12).sum())) / (cfg.n_permutations + 1)
+                p = self._p_value(block, n_left, observed, rng)
             shifts.append(observed)
             pvalues.append(p)
         return _Change(
@@ -201,6 +200,28 @@ class PivotDetector:
             topic_ok=shifts[0] >= cfg.min_topic_shift and pvalues[0] <= cfg.alpha,
             language_ok=shifts[1] >= cfg.min_language_shift and pvalues[1] <= cfg.alpha,
         )
+
+    def _p_value(
+        self, block: np.ndarray, n_left: int, observed: float, rng: np.random.Generator
+    ) -> float:
+        """Chance that a split of the same posts into the same sizes shifts as much.
+
+        Exact (every split enumerated) when there are few enough splits, as on small
+        pages where a Monte Carlo estimate could not reach ``alpha``; else Monte Carlo.
+        """
+        m = len(block)
+        total = block.sum(axis=0)
+        if math.comb(m, n_left) <= _EXACT_SPLITS:
+            left = np.array(list(itertools.combinations(range(m), n_left)))
+            extra = 0
+        else:
+            left = rng.permuted(np.tile(np.arange(m), (self.config.n_permutations, 1)), axis=1)
+            left = left[:, :n_left]
+            extra = 1  # the observed split counts as one of the Monte Carlo draws
+        left_sum = block[left].sum(axis=1)
+        shift = 0.5 * np.abs(left_sum / n_left - (total - left_sum) / (m - n_left)).sum(axis=1)
+        hits = int((shift >= observed - 1e-9).sum())
+        return (hits + extra) / (len(left) + extra)
 
     def _validate(
         self, profiles: np.ndarray, langs: np.ndarray, points: list[int], rng: np.random.Generator

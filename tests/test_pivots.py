@@ -1,0 +1,163 @@
+"""Pivot detection on generated timelines with known change points (seeded, like ruptures'
+pw_constant): each kind, bursts, few posts, determinism. No model needed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from narratives.pivots import PivotConfig, PivotDetector
+from narratives.topics import TOPICS
+
+K = len(TOPICS)
+DAY = np.timedelta64(1, "D")
+
+
+def regime(n: int, topic: int, lang: str, *, noise_lang: float = 0.0) -> dict:
+    return {"n": n, "topic": topic, "lang": lang, "noise_lang": noise_lang}
+
+
+def make_page(page_id: str, regimes: list[dict], seed: int, gap_days: float = 0.0):
+    """Posts and topic profiles of one page; ``gap_days`` of silence before each regime
+    after the first. Each post's profile is a Dirichlet draw centred on its regime's topic
+    (about 0.4 of the mass, the rest spread), like real posts' profiles."""
+    rng = np.random.default_rng(seed)
+    profiles, langs, times = [], [], []
+    t = np.datetime64("2022-01-01T00:00:00", "us")
+    for i, r in enumerate(regimes):
+        if i and gap_days:
+            t = t + np.timedelta64(int(gap_days * 86400), "s")
+        alpha = np.full(K, 0.15)
+        alpha[r["topic"]] = 3.0
+        profiles.append(rng.dirichlet(alpha, size=r["n"]))
+        for _ in range(r["n"]):
+            t = t + np.timedelta64(int(rng.exponential(6 * 3600)), "s")
+            times.append(t)
+            noisy = rng.random() < r["noise_lang"]
+            langs.append(rng.choice(["en", "fr", "de", "nl"]) if noisy else r["lang"])
+    n = len(times)
+    posts = pd.DataFrame(
+        {
+            "post_id": [f"{page_id}-{i}" for i in range(n)],
+            "page_id": page_id,
+            "created_at": pd.to_datetime(times, utc=True),
+            "source_row": np.arange(n),
+            "status": "ok",
+            "lang": langs,
+        }
+    )
+    return posts, np.vstack(profiles).astype(np.float32)
+
+
+def detect(*pages):
+    posts = pd.concat([p for p, _ in pages], ignore_index=True)
+    posts["source_row"] = np.arange(len(posts))
+    profiles = np.vstack([f for _, f in pages])
+    return PivotDetector().fit(posts, profiles)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_topic_pivot_same_language(seed):
+    d = detect(make_page("p", [regime(40, 0, "en"), regime(40, 7, "en")], seed))
+    (row,) = d.pivots_.itertuples()
+    assert row.kind == "topic" and abs(row.position - 40) <= 2
+    assert (row.before_lang, row.after_lang) == ("en", "en")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_language_pivot_same_topic(seed):
+    d = detect(make_page("p", [regime(30, 3, "fr"), regime(30, 3, "en")], seed))
+    (row,) = d.pivots_.itertuples()
+    assert row.kind == "language" and row.position == 30
+    assert row.language_shift == 1.0 and row.topic_shift < 0.45
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_topic_and_language_pivot_with_dormancy(seed):
+    d = detect(make_page("p", [regime(25, 0, "zh"), regime(25, 12, "en")], seed, gap_days=30))
+    (row,) = d.pivots_.itertuples()
+    assert row.kind == "topic+language" and row.position == 25
+    assert 30 <= row.dormancy_days < 33
+    assert row.magnitude > 0.7
+    assert len(row.before_examples) == 3 and all(e.startswith("p-") for e in row.after_examples)
+    assert max(int(e.split("-")[1]) for e in row.before_examples) < 25
+
+
+def test_two_pivots_in_one_page():
+    page = make_page("p", [regime(40, 0, "en"), regime(40, 7, "en"), regime(40, 7, "ru")], 3)
+    d = detect(page)
+    assert [(r.kind, r.position) for r in d.pivots_.itertuples()] == [
+        ("topic", 40),
+        ("language", 80),
+    ]
+
+
+@pytest.mark.parametrize("burst", [1, 2, 3, 4, 6])
+def test_reverting_burst_is_not_a_pivot(burst):
+    regimes = [regime(60, 2, "en"), regime(burst, 9, "ru"), regime(60, 2, "en")]
+    d = detect(make_page("p", regimes, seed=burst))
+    assert d.pivots_.empty
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_stable_pages_stay_quiet(seed):
+    """A page that mixes several subjects every day (a news page) and a page with noisy
+    language labels get no pivot, whatever their size."""
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(8, 400))
+    alpha = np.full(K, 0.15)
+    alpha[[3, 15, 16, 19]] = 1.5
+    profiles = rng.dirichlet(alpha, size=n).astype(np.float32)
+    posts, _ = make_page("news", [regime(n, 0, "en", noise_lang=0.15)], seed)
+    spam = make_page("spam", [regime(int(rng.integers(8, 200)), 3, "en", noise_lang=0.3)], seed)
+    d = detect((posts, profiles), spam)
+    assert d.pivots_.empty
+    assert d.page_status_ == {"news": "ok", "spam": "ok"}
+
+
+@pytest.mark.parametrize("side", [5, 6, 8])
+def test_few_posts_each_side(side):
+    d = detect(make_page("p", [regime(side, 0, "en"), regime(side, 20, "zh")], side))
+    assert [(r.kind, r.position) for r in d.pivots_.itertuples()] == [("topic+language", side)]
+
+
+def test_too_few_posts():
+    d = detect(make_page("tiny", [regime(3, 0, "en"), regime(4, 20, "zh")], 0))
+    assert d.pivots_.empty
+    assert d.page_status_ == {"tiny": "too few posts (7 < 8)"}
+
+
+def test_deterministic_and_independent_of_other_pages():
+    a = make_page("a", [regime(50, 1, "en"), regime(50, 8, "en")], 1)
+    b = make_page("b", [regime(30, 4, "ko"), regime(30, 4, "zh")], 2)
+    first = detect(a, b).pivots_
+    again = detect(a, b).pivots_
+    pd.testing.assert_frame_equal(first, again)
+    alone = detect(a).pivots_
+    pd.testing.assert_frame_equal(
+        first[first.page_id == "a"].reset_index(drop=True), alone.reset_index(drop=True)
+    )
+    reordered = detect(b, a).pivots_
+    assert sorted(map(tuple, reordered[["page_id", "position", "kind"]].values)) == sorted(
+        map(tuple, first[["page_id", "position", "kind"]].values)
+    )
+
+
+def test_untimed_and_rejected_posts_are_left_out():
+    posts, profiles = make_page("p", [regime(20, 0, "en"), regime(20, 7, "en")], 0)
+    posts.loc[5, "created_at"] = pd.NaT
+    posts.loc[6, "status"] = "rejected"
+    d = PivotDetector().fit(posts, profiles)
+    (row,) = d.pivots_.itertuples()
+    assert row.position == 18  # two fewer posts before the change
+
+
+def test_config_is_checked():
+    with pytest.raises(ValueError, match="min_posts"):
+        PivotConfig(min_posts=1)
+    with pytest.raises(ValueError, match="alpha"):
+        PivotDetector(alpha=1.5)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        PivotDetector().summary()
+    assert PivotDetector(min_posts=6).config.min_posts == 6
