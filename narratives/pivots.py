@@ -56,8 +56,11 @@ class PivotConfig:
     n_permutations: int = 199
     #: Permutations that calibrate the change-point search's penalty.
     n_penalty_permutations: int = 49
-    #: A regime of at most this many posts whose neighbours match is a burst, not pivots.
+    #: A regime whose neighbours match each other is a burst, not two pivots, when it has
+    #: at most this many posts ...
     max_burst_posts: int = 10
+    #: ... or at most this share of the shorter neighbour (a news page's run on one story).
+    max_burst_share: float = 0.25
     #: Topic and language changes at most this many posts apart are one pivot.
     merge_within: int = 3
     #: Example post ids reported on each side of a pivot.
@@ -73,6 +76,8 @@ class PivotConfig:
                 raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
         if self.n_permutations < 19 or self.n_penalty_permutations < 9:
             raise ValueError("use at least 19 test and 9 penalty permutations")
+        if not 0.0 <= self.max_burst_share <= 1.0:
+            raise ValueError("max_burst_share must lie between 0 and 1")
         if self.max_burst_posts < 0 or self.merge_within < 0 or self.n_examples < 0:
             raise ValueError("max_burst_posts, merge_within and n_examples must be >= 0")
 
@@ -257,9 +262,11 @@ class PivotDetector:
         self, profiles: np.ndarray, langs: np.ndarray, bounds: list[int], rng: np.random.Generator
     ) -> tuple[int, int] | None:
         """Two change points around a short regime whose neighbours do not differ."""
+        cfg = self.config
         for i in range(1, len(bounds) - 2):
             start, end = bounds[i], bounds[i + 1]
-            if end - start > self.config.max_burst_posts:
+            shorter = min(start - bounds[i - 1], bounds[i + 2] - end)
+            if end - start > max(cfg.max_burst_posts, cfg.max_burst_share * shorter):
                 continue
             outer = np.r_[bounds[i - 1] : start, end : bounds[i + 2]]
             joined_p = profiles[outer]

@@ -21,7 +21,7 @@ def regime(n: int, topic: int, lang: str, *, noise_lang: float = 0.0) -> dict:
 def make_page(page_id: str, regimes: list[dict], seed: int, gap_days: float = 0.0):
     """Posts and topic profiles of one page; ``gap_days`` of silence before each regime
     after the first. Each post's profile is a Dirichlet draw centred on its regime's topic
-    (about 0.4 of the mass, the rest spread), like real posts' profiles."""
+    (about half the mass, the rest spread), like real posts' profiles."""
     rng = np.random.default_rng(seed)
     profiles, langs, times = [], [], []
     t = np.datetime64("2022-01-01T00:00:00", "us")
@@ -29,7 +29,7 @@ def make_page(page_id: str, regimes: list[dict], seed: int, gap_days: float = 0.
         if i and gap_days:
             t = t + np.timedelta64(int(gap_days * 86400), "s")
         alpha = np.full(K, 0.15)
-        alpha[r["topic"]] = 3.0
+        alpha[r["topic"]] = 5.0
         profiles.append(rng.dirichlet(alpha, size=r["n"]))
         for _ in range(r["n"]):
             t = t + np.timedelta64(int(rng.exponential(6 * 3600)), "s")
@@ -98,6 +98,15 @@ def test_reverting_burst_is_not_a_pivot(burst):
     regimes = [regime(60, 2, "en"), regime(burst, 9, "ru"), regime(60, 2, "en")]
     d = detect(make_page("p", regimes, seed=burst))
     assert d.pivots_.empty
+
+
+def test_a_news_run_on_one_story_is_a_burst():
+    """A news page that covers one story for 30 posts, then goes back: no pivot."""
+    regimes = [regime(200, 16, "en"), regime(30, 26, "en"), regime(200, 16, "en")]
+    assert detect(make_page("news", regimes, seed=5)).pivots_.empty
+    # the same run at the end of the page is where the page now is: a pivot
+    d = detect(make_page("news", [*regimes[:2], regime(200, 26, "en")], seed=5))
+    assert [(r.kind, r.position) for r in d.pivots_.itertuples()] == [("topic", 200)]
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -1,0 +1,63 @@
+"""Speed of pivot detection on precomputed topic profiles, next to the embedding step.
+
+    python benchmarks/bench_pivots.py [--copies 200]
+
+Scores the bundled sample once (embedding its posts, which gives the embedding step's
+posts/s on this machine in this run), then runs pivot detection alone on the stored
+profiles of ``--copies`` copies of the sample's pages (each copy a new page id, so the
+work grows with the copies). Prints posts/s of both steps and their ratio; the target
+is at least 50,000 posts/s for detection, so that it is never the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    import narratives
+    from narratives.pivots import PivotDetector
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=200)
+    args = parser.parse_args()
+
+    embedder = narratives.Embedder("default")
+    result = narratives.score(ROOT / "samples/posts.jsonl", embedder=embedder, progress=False)
+    ok = result.posts["status"] == "ok"
+    texts = result.posts.loc[ok, "text"].tolist()
+    embedder.encode(texts[:32])  # warm-up
+    t = time.perf_counter()
+    embedder.encode(texts)
+    embed_rate = len(texts) / (time.perf_counter() - t)
+
+    posts = result.posts[ok].reset_index(drop=True)
+    profiles = result.topic_profiles[ok.to_numpy()]
+    frames = []
+    for c in range(args.copies):
+        frames.append(posts.assign(page_id=posts["page_id"] + f"#{c}"))
+    many = pd.concat(frames, ignore_index=True)
+    many["source_row"] = np.arange(len(many))
+    many_profiles = np.tile(profiles, (args.copies, 1))
+    t = time.perf_counter()
+    detector = PivotDetector().fit(many, many_profiles)
+    seconds = time.perf_counter() - t
+    detect_rate = len(many) / seconds
+    print(f"embedding (bare encode, {len(texts)} posts) : {embed_rate:10.1f} posts/s")
+    print(
+        f"pivot detection ({len(many)} posts, {len(detector.page_status_)} pages, "
+        f"{len(detector.pivots_)} pivots): {detect_rate:10.1f} posts/s"
+    )
+    print(f"ratio detection/embedding            : {detect_rate / embed_rate:10.1f}x")
+    print(f"target >= 50,000 posts/s             : {'met' if detect_rate >= 50_000 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The pivot evaluation harness: its metrics and its page builder (no model needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from narratives.pivot_eval import Page, build_pages, score_detections
+
+
+def test_scores_follow_ruptures_margin_definition():
+    pages = [
+        Page("a", "topic", [("x", i) for i in range(100)], [50], ["topic"]),
+        Page("b", "language", [("x", i) for i in range(20)], [6], ["language"]),
+        Page("s", "stable", [("x", i) for i in range(30)]),
+        Page("u", "burst", [("x", i) for i in range(30)]),
+    ]
+    found = {"a": [52, 80], "b": [9], "s": [10], "u": []}
+    m = score_detections(pages, found, margin=3)
+    # a: 52 is within 3 of 50 (|diff| < 3), 80 is false; b: 9 is 3 away, not within margin
+    assert m["precision"] == pytest.approx(1 / 4)
+    assert m["recall"] == pytest.approx(1 / 2)
+    assert m["f1"] == pytest.approx(2 * 0.25 * 0.5 / 0.75)
+    assert m["false_per_stable"] == 1.0 and m["false_per_burst"] == 0.0
+    assert m["recall_5_8"] == 0.0  # page b has 6 posts before its pivot, and it was missed
+
+
+def test_pages_are_deterministic_and_well_formed():
+    pools = {
+        name: [f"{name} {i}" for i in range(300)]
+        for name in [
+            "troll_en",
+            "statemedia_en",
+            "statemedia_zh",
+            "claims_en",
+            "semeval_EN_URW",
+            "semeval_EN_CC",
+            "semeval_RU_URW",
+            "semeval_PT_URW",
+            "semeval_PT_CC",
+            "semeval_BG_URW",
+            "semeval_BG_CC",
+            "semeval_HI_URW",
+        ]
+    }
+    timelines = {"troll_en": [list(range(0, 40)), list(range(40, 300))]}
+    first = build_pages(pools, timelines, seed=3)
+    again = build_pages(pools, timelines, seed=3)
+    assert [(p.page_id, p.keys) for p in first] == [(p.page_id, p.keys) for p in again]
+    assert [p.keys for p in build_pages(pools, timelines, seed=4)] != [p.keys for p in first]
+    assert len(first) >= 200
+    for page in first:
+        if page.kind in ("stable", "burst"):
+            assert page.true_cps == []
+        else:
+            (cp,) = page.true_cps
+            assert cp >= 5 and len(page.keys) - cp >= 5
+            assert len(set(page.keys)) == len(page.keys)  # no post twice on a page
+    small = [
+        p for p in first if p.true_cps and min(p.true_cps[0], len(p.keys) - p.true_cps[0]) <= 8
+    ]
+    assert len(small) >= 30
