@@ -6,12 +6,13 @@ project wrote (``../shared/data/external``):
 * harmless material: the English tweets of accounts from Twitter's 2019 China takedown
   from before the operation (K-pop role-play, follow-back trains, customer-service
   replies), and SemEval-2025 climate articles;
-* political material: posts of Chinese state-media Facebook pages (English and Chinese),
-  EUvsDisinfo claim titles, SemEval-2025 Ukraine-war articles in five languages.
+* political material: posts of Chinese state-media Facebook pages (English and Chinese,
+  as our language identification reads them), EUvsDisinfo claim titles, SemEval-2025
+  Ukraine-war articles in five languages.
 
 Page kinds: ``topic`` (harmless -> political in the same language, climate -> war),
-``language`` (the same subject in another language: state-media English -> Chinese,
-war articles English -> Russian/Portuguese/Bulgarian/Hindi), ``topic+language``
+``language`` (one newsroom or subject in another language: CCTV -> CCTV 中文, China
+News -> 中国新闻社 and back, war articles English -> Russian/Portuguese/...), ``topic+language``
 (harmless English -> Chinese or non-English war news), ``stable`` (a real page's or
 account's own posts in time order, or one subject from one source), and ``burst``
 (a stable page with 1 to 4 foreign posts that revert). Sides have 5 to 250 posts; a
@@ -44,7 +45,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DATA = Path("../shared/data/external")
 MARGIN = 3
-POOL_SIZES = {"troll_en": 1788, "statemedia_en": 1600, "statemedia_zh": 1100, "claims_en": 1200}
+POOL_SIZES = {"statemedia_en": 1600, "claims_en": 1200}
+#: Page ids of cn-state-media-facebook-2022: CGTN, China Daily, People's Daily, CCTV,
+#: China News, Global Times post in English; China Xinhua News, CCTV 中文 and 中国新闻社
+#: in Chinese. CCTV (5) and CCTV 中文 (6), China News (7) and 中国新闻社 (8) are the same
+#: newsrooms in two languages, the closest the data comes to one subject in two languages.
+FB_ENGLISH_PAGES = ["1", "2", "4", "5", "7", "9"]
+FB_CHINESE_PAGES = ["3", "6", "8"]
 SEMEVAL = [("EN", "URW"), ("EN", "CC"), ("RU", "URW"), ("PT", "URW"), ("PT", "CC"),
            ("BG", "URW"), ("BG", "CC"), ("HI", "URW")]  # fmt: skip
 #: (pool before, pool after) for each kind of pivot page.
@@ -57,8 +64,10 @@ RECIPES: dict[str, list[tuple[str, str]]] = {
         ("semeval_EN_CC", "semeval_EN_URW"),
     ],
     "language": [
-        ("statemedia_en", "statemedia_zh"),
-        ("statemedia_zh", "statemedia_en"),
+        ("cctv_en", "cctv_zh"),
+        ("cctv_zh", "cctv_en"),
+        ("cns_en", "cns_zh"),
+        ("cns_zh", "cns_en"),
         ("semeval_EN_URW", "semeval_RU_URW"),
         ("semeval_EN_URW", "semeval_PT_URW"),
         ("semeval_BG_URW", "semeval_RU_URW"),
@@ -99,6 +108,7 @@ def _require(path: Path) -> Path:
 def load_pools(data: Path) -> tuple[dict[str, list[str]], dict[str, list[list[int]]]]:
     """Texts per pool, and real timelines (lists of pool indices in time order)."""
     from .io import read_posts
+    from .langid import detect_languages
 
     rng = np.random.default_rng(7)
     fb = read_posts(
@@ -107,14 +117,22 @@ def load_pools(data: Path) -> tuple[dict[str, list[str]], dict[str, list[list[in
         tz="Asia/Shanghai",
     ).posts
     fb = fb[fb["status"] == "ok"].sort_values(["page_id", "created_at", "source_row"])
-    cjk = fb["text"].str.contains(r"[\u4e00-\u9fff]", regex=True)
+    fb = fb.assign(lang=detect_languages(fb["text"].tolist())[0])
     pools: dict[str, list[str]] = {}
     timelines: dict[str, list[list[int]]] = {}
-    for name, mask in (("statemedia_en", ~cjk), ("statemedia_zh", cjk)):
-        part = fb[mask]
-        if len(part) > POOL_SIZES[name]:  # keep whole runs of pages, in time order
+    groups = {
+        "statemedia_en": (FB_ENGLISH_PAGES, "en"),
+        "statemedia_zh": (FB_CHINESE_PAGES, "zh"),
+        "cctv_en": (["5"], "en"),
+        "cctv_zh": (["6"], "zh"),
+        "cns_en": (["7"], "en"),
+        "cns_zh": (["8"], "zh"),
+    }
+    for name, (page_ids, lang) in groups.items():
+        part = fb[fb["page_id"].isin(page_ids) & (fb["lang"] == lang)]
+        if name in POOL_SIZES and len(part) > POOL_SIZES[name]:
             keep = np.sort(rng.choice(len(part), POOL_SIZES[name], replace=False))
-            part = part.iloc[keep]
+            part = part.iloc[keep]  # still in page and time order
         pools[name] = part["text"].tolist()
         pages = part["page_id"].to_numpy()
         timelines[name] = [
@@ -161,9 +179,9 @@ def build_pages(
     pools: dict[str, list[str]],
     timelines: dict[str, list[list[int]]],
     seed: int = 0,
-    n_pivot: int = 150,
-    n_stable: int = 60,
-    n_burst: int = 40,
+    n_pivot: int = 300,
+    n_stable: int = 120,
+    n_burst: int = 80,
 ) -> list[Page]:
     """Spliced pages with known change points (deterministic for a seed)."""
     rng = np.random.default_rng(seed)
@@ -196,49 +214,46 @@ def build_pages(
 def _stable_keys(rng, pools, timelines, n: int) -> list[tuple[str, int]]:
     """A real timeline (a page's or account's posts in order) or one subject's posts."""
     pool = STABLE_POOLS[int(rng.integers(len(STABLE_POOLS)))]
-    if pool in timelines and timelines[pool] and rng.random() < 0.7:
+    # Real timelines of state-media pages only: the takedown accounts' own timelines are
+    # not stable, they hold the accounts' repurposings.
+    if pool.startswith("statemedia") and timelines.get(pool) and rng.random() < 0.7:
         real = [t for t in timelines[pool] if len(t) >= min(n, 12)]
         line = real[int(rng.integers(len(real)))]
         n = min(n, len(line))
         start = int(rng.integers(0, len(line) - n + 1))
         return [(pool, int(j)) for j in line[start : start + n]]
     n = min(n, len(pools[pool]))
-    return [(pool, int(j)) for j in np.sort(rng.choice(len(pools[pool]), n, replace=False))]
+    # random order: pools are stored by account and date, and sorted draws would splice
+    # several accounts' timelines together, which are real changes
+    return [(pool, int(j)) for j in rng.choice(len(pools[pool]), n, replace=False)]
 
 
 def embed_pools(pools: dict[str, list[str]], embedder) -> dict[str, dict[str, np.ndarray]]:
-    """Embeddings, topic profiles and languages of every pool text, cached on disk."""
+    """Embeddings, languages and topic profiles of every pool text; embeddings and
+    languages are cached on disk per pool, profiles are recomputed (they are cheap)."""
     from .langid import detect_languages
-    from .topics import TOPICS, topic_profiles, topic_prototypes
+    from .topics import topic_profiles, topic_prototypes
 
-    digest = hashlib.sha256()
-    for name in sorted(pools):
-        digest.update(name.encode())
-        for text in pools[name]:
-            digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
-    digest.update(json.dumps([embedder.model_id, embedder.model_version, list(TOPICS)]).encode())
-    path = cache_dir() / "eval" / f"pivot-pools-{digest.hexdigest()[:16]}.npz"
-    if path.exists():
-        stored = np.load(path, allow_pickle=False)
-        return {
-            name: {k: stored[f"{name}/{k}"] for k in ("embedding", "profile", "lang")}
-            for name in pools
-        }
+    model = json.dumps([embedder.model_id, embedder.model_version]).encode()
     prototypes = topic_prototypes(embedder)
     out: dict[str, dict[str, np.ndarray]] = {}
     for name in sorted(pools):
-        logger.info("embedding %d texts of %s", len(pools[name]), name)
-        emb = embedder.encode(pools[name])
-        langs, _ = detect_languages(pools[name])
-        out[name] = {
-            "embedding": emb,
-            "profile": topic_profiles(emb, prototypes),
-            "lang": np.array(langs, dtype=str),
-        }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **{f"{n}/{k}": v for n, d in out.items() for k, v in d.items()})
-    tmp.rename(path)
+        digest = hashlib.sha256(model)
+        for text in pools[name]:
+            digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+        path = cache_dir() / "eval" / f"pool-{name}-{digest.hexdigest()[:16]}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as stored:
+                emb, langs = stored["embedding"], stored["lang"]
+        else:
+            logger.info("embedding %d texts of %s", len(pools[name]), name)
+            emb = embedder.encode(pools[name])
+            langs = np.array(detect_languages(pools[name])[0], dtype=str)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.stem + ".tmp.npz")
+            np.savez(tmp, embedding=emb, lang=langs)
+            tmp.rename(path)
+        out[name] = {"embedding": emb, "lang": langs, "profile": topic_profiles(emb, prototypes)}
     return out
 
 
