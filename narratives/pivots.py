@@ -35,6 +35,8 @@ from .topics import TOPICS
 logger = logging.getLogger(__name__)
 
 UNDETERMINED = "und"
+#: Pages longer than this many posts are searched on a coarser grid (every n // this).
+_POSTS_PER_JUMP = 500
 
 
 @dataclass
@@ -52,8 +54,9 @@ class PivotConfig:
     #: Once a change is established on one signal, the other signal joins its kind at this
     #: looser level (a language switch of 5 posts whose topic also moved is topic+language).
     kind_alpha: float = 0.05
-    #: Permutations for each test (the smallest reachable p-value is 1 / (n + 1)).
-    n_permutations: int = 199
+    #: Permutations for each test (the smallest reachable p-value is 1 / (n + 1)); a
+    #: p-value just above ``alpha`` gets four times as many more.
+    n_permutations: int = 99
     #: Permutations that calibrate the change-point search's penalty.
     n_penalty_permutations: int = 49
     #: A regime whose neighbours match each other is a burst, not two pivots, when it has
@@ -108,6 +111,11 @@ def _max_split_gains(signal: np.ndarray, orders: np.ndarray, min_size: int) -> n
     diff = left / t[None, :, None] - (total - left) / (n - t)[None, :, None]
     gains = (t * (n - t) / n)[None, :] * (diff**2).sum(axis=2)
     return gains.max(axis=1)
+
+
+def _jump(n: int) -> int:
+    """Spacing of the change points PELT considers on a page of n posts."""
+    return max(1, n // _POSTS_PER_JUMP)
 
 
 def _weighted_shifts(signal: np.ndarray, min_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +182,10 @@ class PivotDetector:
         penalty = float(_max_split_gains(signal, orders, cfg.min_posts).max())
         if penalty <= 0:
             return []
-        algo = rpt.KernelCPD(kernel="linear", min_size=cfg.min_posts).fit(signal)
+        # PELT is quadratic in the worst case: on long pages, consider every jump-th post
+        # as a change point (positions are refined afterwards, see _refine)
+        jump = _jump(n)
+        algo = rpt.KernelCPD(kernel="linear", min_size=cfg.min_posts, jump=jump).fit(signal)
         found = [int(b) for b in algo.predict(pen=penalty)[:-1]]
         # PELT's squared-error gain needs a large shift to justify a regime of a few posts
         # at either end of a long page; the page's single best split by weighted shift
@@ -205,7 +216,14 @@ class PivotDetector:
                 clusters.append([point])
         return [max(c, key=lambda p: (score.get(p, 0.0), -p)) for c in clusters]
 
-    def _test(
+    def _test(self, profiles, langs, lo: int, at: int, hi: int, rng) -> _Change:
+        """:meth:`_compare`, remembered per page: validation asks again after each removal."""
+        key = (lo, at, hi)
+        if key not in self._tests:
+            self._tests[key] = self._compare(profiles, langs, lo, at, hi, rng)
+        return self._tests[key]
+
+    def _compare(
         self,
         profiles: np.ndarray,
         langs: np.ndarray,
@@ -245,22 +263,24 @@ class PivotDetector:
         largest shift is compared with the observed one: the change point was itself
         chosen as a best place, so the null searches as hard as the search did. Shifts
         are weighted by sqrt(t (m - t) / m) so that splits near the ends, whose means
-        are noisy, do not dominate the maximum. A p-value that may lie below ``alpha``
-        after ``n_permutations`` draws is refined with ten times as many.
+        are noisy, do not dominate the maximum. A p-value just above ``alpha`` after
+        ``n_permutations`` draws (up to three times it) is refined with four times as many.
         """
         m = len(block)
         if min(n_left, m - n_left) < self.config.min_posts:
             return 1.0  # a regime shorter than min_posts is not a regime
-        scaled = observed * math.sqrt(n_left * (m - n_left) / m) - 1e-9
+        scaled = observed * math.sqrt(n_left * (m - n_left) / m) - 1e-6
+        block32 = block.astype(np.float32)
         hits = draws = 0
-        for batch in (self.config.n_permutations, 9 * (self.config.n_permutations + 1)):
+        for batch in (self.config.n_permutations, 4 * (self.config.n_permutations + 1)):
             orders = rng.permuted(np.tile(np.arange(m), (batch, 1)), axis=1)
-            _, null = _weighted_shifts(block[orders], self.config.min_posts)
+            _, null = _weighted_shifts(block32[orders], self.config.min_posts)
             hits += int((null.max(axis=-1) >= scaled).sum())
             draws += batch
-            if (1 + hits) / (draws + 1) > 3 * self.config.alpha:
-                break  # clearly not significant; more draws cannot change the verdict
-        return (1 + hits) / (draws + 1)
+            p = (1 + hits) / (draws + 1)
+            if p <= self.config.alpha or p > 3 * self.config.alpha:
+                break  # decided; only a p-value just above alpha is worth more draws
+        return p
 
     def _validate(
         self, profiles: np.ndarray, langs: np.ndarray, points: list[int], rng: np.random.Generator
@@ -305,7 +325,7 @@ class PivotDetector:
             outer = np.r_[bounds[i - 1] : start, end : bounds[i + 2]]
             joined_p = profiles[outer]
             joined_l = langs[outer]
-            test = self._test(joined_p, joined_l, 0, start - bounds[i - 1], len(outer), rng)
+            test = self._compare(joined_p, joined_l, 0, start - bounds[i - 1], len(outer), rng)
             if not test.valid:
                 return start, end
         return None
@@ -319,6 +339,7 @@ class PivotDetector:
         if n < 2 * cfg.min_posts:
             return [], f"too few posts ({n} < {2 * cfg.min_posts})"
         rng = _page_rng(cfg.seed, timeline.page_id)
+        self._tests: dict[tuple[int, int, int], _Change] = {}
         profiles = np.asarray(timeline.profiles, dtype=np.float64)
         langs = _language_signal(timeline.langs)
         points = self._merge(
@@ -377,7 +398,7 @@ class PivotDetector:
         search places changes on the squared error of profiles, not on the shifts)."""
         cfg = self.config
         n = len(profiles)
-        window = cfg.merge_within + 2
+        window = max(cfg.merge_within + 2, _jump(n))
         points = [c.at for c in changes]
         for i, change in enumerate(changes):
             lo = points[i - 1] if i else 0
