@@ -196,3 +196,22 @@ def test_cli_score_and_exit_codes(embedder, tmp_path):
     assert not (tmp_path / "o2" / "posts.parquet").exists()
     missing = runner.invoke(app, ["score", str(tmp_path / "nope.csv"), "-o", str(out)])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_cli_pivots_reruns_detection_on_stored_scores(sample_result, tmp_path):
+    out = sample_result.save(tmp_path / "scored")
+    posts_before = (out / "posts.parquet").read_bytes()
+    strict = runner.invoke(app, ["pivots", str(out), "--min-posts", "36"])
+    assert strict.exit_code == 0, strict.output
+    assert "pivots 1" in strict.output and "lace_boutique" in strict.output
+    pages = pd.read_parquet(out / "pages.parquet").set_index("page_id")
+    assert pages.loc["tokyo_walks", "pivot_status"] == "too few posts (25 < 72)"
+    assert pd.isna(pages.loc["tokyo_walks", "n_pivots"])
+    assert json.loads((out / "run.json").read_text())["pivots"]["config"]["min_posts"] == 36
+    assert (out / "posts.parquet").read_bytes() == posts_before  # scores untouched
+    default = runner.invoke(app, ["pivots", str(out)])
+    assert default.exit_code == 0 and "pivots 4" in default.output
+    bad = runner.invoke(app, ["pivots", str(out), "--alpha", "2"])
+    assert bad.exit_code == 2 and "alpha" in bad.output
+    empty = runner.invoke(app, ["pivots", str(tmp_path)])
+    assert empty.exit_code == 2 and "no posts.parquet" in empty.output
