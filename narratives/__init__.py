@@ -11,7 +11,8 @@ from .embed import Embedder
 from .errors import InputError, ModelError, NarrativesError, OutputError
 from .io import ColumnMapping, ReadResult, read_posts
 from .langid import detect_language, detect_languages
-from .score import ScoreResult, load_scored, score
+from .pivots import PivotConfig, PivotDetector
+from .score import ScoreResult, detect_pivots, load_scored, score
 
 __version__ = metadata.version("narratives")
 
@@ -22,11 +23,14 @@ __all__ = [
     "ModelError",
     "NarrativesError",
     "OutputError",
+    "PivotConfig",
+    "PivotDetector",
     "ReadResult",
     "ScoreResult",
     "__version__",
     "detect_language",
     "detect_languages",
+    "detect_pivots",
     "load_scored",
     "read_posts",
     "score",
