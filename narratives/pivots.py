@@ -181,7 +181,11 @@ class PivotDetector:
 
     # -- the search -------------------------------------------------------------------
 
-    def _candidates(self, signal: np.ndarray, rng: np.random.Generator) -> list[int]:
+    def _candidates(
+        self, signal: np.ndarray, shifts: tuple[np.ndarray, np.ndarray], rng: np.random.Generator
+    ) -> list[int]:
+        """Change points ruptures proposes on one signal, plus its best weighted split
+        (``shifts`` is :func:`_weighted_shifts` of the whole signal)."""
         import ruptures as rpt
 
         cfg = self.config
@@ -200,12 +204,16 @@ class PivotDetector:
         # PELT's squared-error gain needs a large shift to justify a regime of a few posts
         # at either end of a long page; the page's single best split by weighted shift
         # (tested like every candidate) covers a repurposing seen for only 5-8 posts.
-        t, shift = _weighted_shifts(signal, cfg.min_posts)
+        t, shift = shifts
         best = int(t[np.argmax(shift)])
         return sorted({*found, best})
 
     def _merge(
-        self, topic: list[int], language: list[int], profiles: np.ndarray, langs: np.ndarray
+        self,
+        topic: list[int],
+        language: list[int],
+        topic_shifts: tuple[np.ndarray, np.ndarray],
+        language_shifts: tuple[np.ndarray, np.ndarray],
     ) -> list[int]:
         """One change point per cluster of candidates at most ``merge_within`` apart (and
         closer than ``min_posts``, so no regime is shorter): the one that splits the page
@@ -215,8 +223,8 @@ class PivotDetector:
         points = sorted({*topic, *language})
         if not points:
             return []
-        t, topic_shift = _weighted_shifts(profiles, cfg.min_posts)
-        _, language_shift = _weighted_shifts(langs, cfg.min_posts)
+        t, topic_shift = topic_shifts
+        _, language_shift = language_shifts
         score = dict(zip(t.tolist(), (topic_shift + language_shift).tolist()))
         clusters: list[list[int]] = [[points[0]]]
         for point in points[1:]:
@@ -352,8 +360,14 @@ class PivotDetector:
         self._tests: dict[tuple[int, int, int], _Change] = {}
         profiles = np.asarray(timeline.profiles, dtype=np.float64)
         langs = _language_signal(timeline.langs)
+        # the whole page's weighted shifts serve both the search and the merge
+        topic_shifts = _weighted_shifts(profiles, cfg.min_posts)
+        language_shifts = _weighted_shifts(langs, cfg.min_posts)
         points = self._merge(
-            self._candidates(profiles, rng), self._candidates(langs, rng), profiles, langs
+            self._candidates(profiles, topic_shifts, rng),
+            self._candidates(langs, language_shifts, rng),
+            topic_shifts,
+            language_shifts,
         )
         changes = self._validate(profiles, langs, points, rng) if points else []
         if changes:
