@@ -4,9 +4,10 @@
 
 Scores the bundled sample once (embedding its posts, which gives the embedding step's
 posts/s on this machine in this run), then runs pivot detection alone on the stored
-profiles of ``--copies`` copies of the sample's pages (each copy a new page id, so the
-work grows with the copies). Prints posts/s of both steps and their ratio; the target
-is at least 50,000 posts/s for detection, so that it is never the bottleneck.
+embeddings and topic profiles of ``--copies`` copies of the sample's pages (each copy a
+new page id, so the work grows with the copies). Prints posts/s of both steps and their
+ratio; the target is at least 50,000 posts/s for detection, so that it is never the
+bottleneck.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=200)
+    parser.add_argument(
+        "--scored",
+        type=Path,
+        help="also time detection on the pages of a scored output folder (narratives score -o)",
+    )
     args = parser.parse_args()
 
     embedder = narratives.Embedder("default")
@@ -45,10 +51,12 @@ def main() -> None:
         frames.append(posts.assign(page_id=posts["page_id"] + f"#{c}"))
     many = pd.concat(frames, ignore_index=True)
     many["source_row"] = np.arange(len(many))
+    embeddings = result.embeddings[ok.to_numpy()]
     many_profiles = np.tile(profiles, (args.copies, 1))
-    PivotDetector().fit(posts, profiles)  # warm-up: imports ruptures once
+    many_embeddings = np.tile(embeddings, (args.copies, 1))
+    PivotDetector().fit(posts, profiles, embeddings)  # warm-up: imports ruptures once
     t = time.perf_counter()
-    detector = PivotDetector().fit(many, many_profiles)
+    detector = PivotDetector().fit(many, many_profiles, many_embeddings)
     seconds = time.perf_counter() - t
     detect_rate = len(many) / seconds
     print(f"embedding (bare encode, {len(texts)} posts) : {embed_rate:10.1f} posts/s")
@@ -58,6 +66,16 @@ def main() -> None:
     )
     print(f"ratio detection/embedding            : {detect_rate / embed_rate:10.1f}x")
     print(f"target >= 50,000 posts/s             : {'met' if detect_rate >= 50_000 else 'NOT met'}")
+    if args.scored:
+        stored = narratives.load_scored(args.scored)
+        t = time.perf_counter()
+        detector = PivotDetector().fit(stored.posts, stored.topic_profiles, stored.embeddings)
+        seconds = time.perf_counter() - t
+        n_ok = int((stored.posts["status"] == "ok").sum())
+        print(
+            f"pivot detection on {args.scored} ({n_ok} posts, {len(detector.page_status_)} "
+            f"pages, {len(detector.pivots_)} pivots): {n_ok / seconds:10.1f} posts/s"
+        )
 
 
 if __name__ == "__main__":

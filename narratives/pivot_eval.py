@@ -258,7 +258,7 @@ def embed_pools(pools: dict[str, list[str]], embedder) -> dict[str, dict[str, np
 
 
 def _posts_frame(pages: list[Page], data: dict[str, dict[str, np.ndarray]]):
-    rows_page, rows_lang, rows_pid, profiles, times = [], [], [], [], []
+    rows_page, rows_lang, rows_pid, profiles, embeddings, times = [], [], [], [], [], []
     start = np.datetime64("2021-01-01T00:00:00", "us")
     for page in pages:
         for i, (pool, j) in enumerate(page.keys):
@@ -266,6 +266,7 @@ def _posts_frame(pages: list[Page], data: dict[str, dict[str, np.ndarray]]):
             rows_lang.append(str(data[pool]["lang"][j]))
             rows_pid.append(f"{page.page_id}/{i}")
             profiles.append(data[pool]["profile"][j])
+            embeddings.append(data[pool]["embedding"][j])
             times.append(start + np.timedelta64(i * 3600, "s"))
     posts = pd.DataFrame(
         {
@@ -277,7 +278,7 @@ def _posts_frame(pages: list[Page], data: dict[str, dict[str, np.ndarray]]):
             "lang": rows_lang,
         }
     )
-    return posts, np.asarray(profiles, dtype=np.float32)
+    return posts, np.asarray(profiles, dtype=np.float32), np.asarray(embeddings, np.float32)
 
 
 def _true_positives(true: list[int], found: list[int], n: int, margin: int) -> int:
@@ -326,8 +327,8 @@ def score_detections(
 
 
 def run_ours(pages, data, config: PivotConfig | None = None) -> tuple[dict, dict[str, float]]:
-    posts, profiles = _posts_frame(pages, data)
-    detector = PivotDetector(config).fit(posts, profiles)
+    posts, profiles, embeddings = _posts_frame(pages, data)
+    detector = PivotDetector(config).fit(posts, profiles, embeddings)
     found: dict[str, list[int]] = {}
     kinds: dict[tuple[str, int], str] = {}
     for row in detector.pivots_.itertuples():

@@ -135,7 +135,7 @@ def page_table(posts: pd.DataFrame, pivots: pd.DataFrame, status: dict[str, str]
 def detect_pivots(result: ScoreResult, config: PivotConfig | None = None) -> ScoreResult:
     """Run pivot detection on scored posts (no re-embedding) and refresh pivots and pages."""
     started = time.perf_counter()
-    detector = PivotDetector(config).fit(result.posts, result.topic_profiles)
+    detector = PivotDetector(config).fit(result.posts, result.topic_profiles, result.embeddings)
     pages = page_table(result.posts, detector.pivots_, detector.page_status_)
     run = dict(result.run)
     run["pivots"] = {**detector.summary(), "seconds": round(time.perf_counter() - started, 3)}

@@ -19,6 +19,7 @@ class Timeline:
     times: np.ndarray  # datetime64[us], UTC
     langs: np.ndarray
     profiles: np.ndarray  # (n, K) topic distributions
+    embeddings: np.ndarray | None = None  # (n, d) sentence embeddings, when known
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -28,7 +29,9 @@ class Timeline:
         return np.diff(self.times).astype("timedelta64[s]").astype(np.float64) / 86400.0
 
 
-def page_timelines(posts: pd.DataFrame, profiles: np.ndarray) -> Iterator[Timeline]:
+def page_timelines(
+    posts: pd.DataFrame, profiles: np.ndarray, embeddings: np.ndarray | None = None
+) -> Iterator[Timeline]:
     """Yield a timeline per page, in page id order, from scored posts.
 
     Only posts with status ``ok``, a page id and a time take part; ties in time keep
@@ -60,4 +63,5 @@ def page_timelines(posts: pd.DataFrame, profiles: np.ndarray) -> Iterator[Timeli
             times=times[start:end],
             langs=langs[page_rows],
             profiles=profiles[page_rows],
+            embeddings=None if embeddings is None else embeddings[page_rows],
         )

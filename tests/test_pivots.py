@@ -170,3 +170,118 @@ def test_config_is_checked():
     with pytest.raises(RuntimeError, match="not fitted"):
         PivotDetector().summary()
     assert PivotDetector(min_posts=6).config.min_posts == 6
+
+
+# -- with embeddings: what the detector reads on real data ------------------------------
+
+DIM = 96
+_TOPIC_DIRS = np.random.default_rng(42).standard_normal((K, DIM))
+_LANG_DIRS = dict(
+    zip(["en", "fr", "zh", "ru"], np.random.default_rng(43).standard_normal((4, DIM)))
+)
+
+
+def embed(posts: pd.DataFrame, topics: np.ndarray, seed: int, story: np.ndarray | None = None):
+    """Synthetic sentence embeddings: the post's topic direction, its language's direction
+    (stronger than the topic, as in e5), an optional story direction, and noise; unit
+    length."""
+    rng = np.random.default_rng(seed)
+    x = _TOPIC_DIRS[topics] + 1.5 * np.vstack([_LANG_DIRS[lang] for lang in posts["lang"]])
+    if story is not None:
+        x = x + story
+    x = x + 0.9 * rng.standard_normal(x.shape)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def detect_embedded(posts, profiles, embeddings):
+    return PivotDetector().fit(posts, profiles, embeddings)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_embeddings_language_switch_is_a_language_pivot(seed):
+    """Same subject, new language: the embeddings move a lot (language identity), yet the
+    change is a language pivot, not a topic one."""
+    posts, profiles = make_page("p", [regime(30, 3, "fr"), regime(30, 3, "en")], seed)
+    emb = embed(posts, np.full(60, 3), seed)
+    (row,) = detect_embedded(posts, profiles, emb).pivots_.itertuples()
+    assert row.kind == "language" and row.position == 30
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_embeddings_bilingual_page_topic_change(seed):
+    """A page that posts in English and Chinese all along: the language mix is no pivot,
+    and a change of subject seen in only 8 posts, across both languages, is a topic pivot
+    (found because each language's mean is taken out of the embeddings first)."""
+    rng = np.random.default_rng(seed)
+    posts, profiles = make_page("p", [regime(8, 0, "en"), regime(120, 7, "en")], seed)
+    posts["lang"] = rng.choice(["en", "zh"], size=128)
+    topics = np.r_[np.zeros(8, int), np.full(120, 7)]
+    (row,) = detect_embedded(posts, profiles, embed(posts, topics, seed)).pivots_.itertuples()
+    assert row.kind == "topic" and row.position == 8
+    stable, stable_profiles = make_page("s", [regime(128, 0, "en")], seed)
+    stable["lang"] = rng.choice(["en", "zh"], size=128)
+    quiet = detect_embedded(stable, stable_profiles, embed(stable, np.zeros(128, int), seed))
+    assert quiet.pivots_.empty
+
+
+def test_embeddings_small_side_topic_pivot_is_found():
+    """Six posts of another subject before 150: the embeddings find and place it."""
+    posts, profiles = make_page("p", [regime(6, 0, "en"), regime(150, 7, "en")], 4)
+    emb = embed(posts, np.r_[np.zeros(6, int), np.full(150, 7)], 4)
+    (row,) = detect_embedded(posts, profiles, emb).pivots_.itertuples()
+    assert (row.kind, row.position) == ("topic", 6)
+
+
+def test_embeddings_a_run_on_one_story_at_the_start_is_no_pivot():
+    """A news page's first posts cover one story (their embeddings share a direction) but
+    not another subject (their topic mix moves no more than any eight of the page's posts
+    do): no topic pivot, because the topic profiles do not confirm it."""
+    rng = np.random.default_rng(9)
+    profiles = rng.dirichlet(np.full(K, 0.02), size=300).astype(np.float32)
+    posts, _ = make_page("news", [regime(300, 0, "en")], 9)
+    story = np.zeros((300, DIM))
+    story[:8] = 1.2 * np.random.default_rng(10).standard_normal(DIM)
+    emb = embed(posts, rng.integers(0, K, size=300), 9, story)
+    first = profiles[:8].mean(axis=0)
+    assert 0.5 * np.abs(first - profiles[8:].mean(axis=0)).sum() >= 0.45  # large, by chance
+    assert detect_embedded(posts, profiles, emb).pivots_.empty
+    # the embeddings alone do separate the story: with the confirmation waived (the
+    # profiles' p-value may be anything below 0.99), it is reported
+    (row,) = PivotDetector(kind_alpha=0.99).fit(posts, profiles, emb).pivots_.itertuples()
+    assert (row.kind, row.position) == ("topic", 8)
+
+
+def test_null_maxima_match_a_direct_computation():
+    """The running-sum kernel of the permutation tests equals splitting each shuffled copy
+    by hand."""
+    from narratives.pivots import _null_maxima, _positions
+
+    rng = np.random.default_rng(0)
+    x = rng.random((37, 5)).astype(np.float32)
+    parts = [(slice(0, 3), "l2"), (slice(3, None), "tvd")]
+    got = _null_maxima(x, parts, 7, 4, np.random.default_rng(1))
+    orders = np.random.default_rng(1).permuted(np.tile(np.arange(37), (7, 1)), axis=1)
+    for b, order in enumerate(orders):
+        y = x[order].astype(np.float64)
+        best = [0.0, 0.0]
+        for t in _positions(37, 4):
+            d = y[:t].mean(axis=0) - y[t:].mean(axis=0)
+            w = np.sqrt(t * (37 - t) / 37)
+            best[0] = max(best[0], w * np.linalg.norm(d[:3]))
+            best[1] = max(best[1], w * 0.5 * np.abs(d[3:]).sum())
+        np.testing.assert_allclose([got[0][b], got[1][b]], best, rtol=1e-4)
+
+
+def test_projection_keeps_distances_between_regimes():
+    """Short pages are projected exactly; long ones keep the distance of a real shift."""
+    from narratives.pivots import _project
+
+    rng = np.random.default_rng(0)
+    for n, tol in ((30, 1e-4), (600, 0.05)):
+        x = rng.standard_normal((n, 384)) * np.linspace(1.0, 0.05, 384)
+        x[n // 3 :] += 2.0 * rng.standard_normal(384) * np.linspace(1.0, 0.05, 384)
+        y = _project(x, 32)
+        assert y.shape == (n, min(n, 32))
+        full = np.linalg.norm(x[: n // 3].mean(axis=0) - x[n // 3 :].mean(axis=0))
+        kept = np.linalg.norm(y[: n // 3].mean(axis=0) - y[n // 3 :].mean(axis=0))
+        assert abs(kept - full) <= tol * full
