@@ -1,0 +1,276 @@
+"""Narrative taxonomies: two levels (narrative -> sub-narrative), checked on load.
+
+A taxonomy is a JSON file (schema ``narratives-taxonomy/1``, see
+``narratives/taxonomies/china-cib.json``, the default): an id and a version, the sources
+it rests on, a ``none`` entry with exemplars of harmless posts, and narratives, each with
+a stable id, a name, a one-paragraph definition, the sources it cites and its
+sub-narratives; every sub-narrative has exemplar sentences per language. Ids are stable:
+a sub-narrative's id is its parent's id, a dot and its own name (``xinjiang.genocide_denial``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+SCHEMA = "narratives-taxonomy/1"
+DEFAULT_TAXONOMY = "china-cib"
+#: Languages every sub-narrative (and the none entry) needs exemplars in.
+REQUIRED_LANGUAGES = ("en", "zh", "ru", "es")
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    name: str
+    definition: str
+    parent: str | None = None
+    exemplars: dict[str, list[str]] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+
+    @property
+    def level(self) -> int:
+        return 1 if self.parent is None else 2
+
+    def all_exemplars(self) -> list[tuple[str, str]]:
+        """(language, sentence) pairs, in file order."""
+        return [(lang, s) for lang, sentences in self.exemplars.items() for s in sentences]
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    id: str
+    version: str
+    title: str
+    nodes: tuple[Node, ...]  # narratives, each followed by its sub-narratives
+    none: Node
+    sources: tuple[dict[str, str], ...]
+    digest: str  # SHA-256 of the file's canonical JSON: what a tagger was built from
+    document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def narratives(self) -> list[Node]:
+        return [n for n in self.nodes if n.parent is None]
+
+    def children(self, parent: str) -> list[Node]:
+        return [n for n in self.nodes if n.parent == parent]
+
+    @property
+    def ids(self) -> list[str]:
+        return [n.id for n in self.nodes]
+
+    def node(self, node_id: str) -> Node:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def exemplars(self, node: Node) -> list[tuple[str, str]]:
+        """A node's exemplars: its own, and for a narrative those of its sub-narratives."""
+        found = node.all_exemplars()
+        if node.parent is None:
+            for child in self.children(node.id):
+                found += child.all_exemplars()
+        return found
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Ids, names, definitions and parent ids (``narratives taxonomy show --json``)."""
+        return [
+            {
+                "id": n.id,
+                "name": n.name,
+                "definition": n.definition,
+                "parent_id": n.parent,
+                "level": n.level,
+                "languages": sorted({lang for lang, _ in self.exemplars(n)}),
+                "n_exemplars": len(self.exemplars(n)),
+            }
+            for n in self.nodes
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "title": self.title,
+            "digest": self.digest,
+            "narratives": self.describe(),
+        }
+
+
+def validate(data: Any) -> list[str]:
+    """Problems with a taxonomy document (an empty list when it is valid)."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        return ["the file must hold a JSON object"]
+    if data.get("schema") != SCHEMA:
+        problems.append(f"'schema' must be {SCHEMA!r}, got {data.get('schema')!r}")
+    for key in ("id", "version", "title"):
+        if not isinstance(data.get(key), str) or not data.get(key):
+            problems.append(f"{key!r} must be a non-empty string")
+    sources = data.get("sources")
+    source_ids: set[str] = set()
+    if not isinstance(sources, list) or not sources:
+        problems.append("'sources' must be a non-empty list of {id, title, url}")
+    else:
+        for i, source in enumerate(sources):
+            if not isinstance(source, dict) or not all(
+                isinstance(source.get(k), str) and source.get(k) for k in ("id", "title", "url")
+            ):
+                problems.append(f"sources[{i}] needs non-empty 'id', 'title' and 'url'")
+            else:
+                source_ids.add(source["id"])
+
+    def check_exemplars(where: str, exemplars: Any) -> None:
+        if not isinstance(exemplars, dict):
+            problems.append(f"{where}: 'exemplars' must map languages to lists of sentences")
+            return
+        for lang in REQUIRED_LANGUAGES:
+            if not exemplars.get(lang):
+                problems.append(f"{where}: no exemplars in {lang!r} (needed: {REQUIRED_LANGUAGES})")
+        for lang, sentences in exemplars.items():
+            if not isinstance(sentences, list) or not all(
+                isinstance(s, str) and s.strip() for s in sentences
+            ):
+                problems.append(f"{where}: exemplars[{lang!r}] must be non-empty strings")
+
+    def check_text(where: str, entry: dict, key: str) -> None:
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            problems.append(f"{where}: {key!r} must be a non-empty string")
+
+    none = data.get("none")
+    if not isinstance(none, dict) or none.get("id") != "none":
+        problems.append("'none' must be an entry with id 'none' and exemplars of harmless posts")
+    else:
+        check_text("none", none, "definition")
+        check_exemplars("none", none.get("exemplars"))
+    narratives = data.get("narratives")
+    if not isinstance(narratives, list) or not narratives:
+        problems.append("'narratives' must be a non-empty list")
+        return problems
+    seen: set[str] = {"none"}
+    for i, narrative in enumerate(narratives):
+        where = f"narratives[{i}]"
+        if not isinstance(narrative, dict):
+            problems.append(f"{where} must be an object")
+            continue
+        nid = narrative.get("id")
+        if not isinstance(nid, str) or not _ID.match(nid):
+            problems.append(f"{where}: id {nid!r} must match {_ID.pattern}")
+            continue
+        where = f"narrative {nid!r}"
+        if nid in seen:
+            problems.append(f"{where}: duplicate id")
+        seen.add(nid)
+        for key in ("name", "definition"):
+            check_text(where, narrative, key)
+        for ref in narrative.get("sources", []):
+            if ref not in source_ids:
+                problems.append(f"{where}: cites unknown source {ref!r}")
+        if not narrative.get("sources"):
+            problems.append(f"{where}: cite at least one source")
+        children = narrative.get("children")
+        if not isinstance(children, list) or not children:
+            problems.append(f"{where}: 'children' must list its sub-narratives")
+            continue
+        for j, child in enumerate(children):
+            cwhere = f"{where} child {j}"
+            cid = child.get("id") if isinstance(child, dict) else None
+            if not isinstance(cid, str) or not cid.startswith(nid + "."):
+                problems.append(f"{cwhere}: id {cid!r} must be '{nid}.<name>'")
+                continue
+            if not _ID.match(cid[len(nid) + 1 :]):
+                problems.append(f"{cwhere}: id {cid!r}: after the dot, match {_ID.pattern}")
+            if cid in seen:
+                problems.append(f"{cwhere}: duplicate id {cid!r}")
+            seen.add(cid)
+            for key in ("name", "definition"):
+                check_text(f"sub-narrative {cid!r}", child, key)
+            check_exemplars(f"sub-narrative {cid!r}", child.get("exemplars"))
+    return problems
+
+
+def _parse(data: dict[str, Any], digest: str) -> Taxonomy:
+    nodes: list[Node] = []
+    for narrative in data["narratives"]:
+        nodes.append(
+            Node(
+                id=narrative["id"],
+                name=narrative["name"],
+                definition=narrative["definition"],
+                exemplars={k: list(v) for k, v in narrative.get("exemplars", {}).items()},
+                sources=tuple(narrative.get("sources", ())),
+            )
+        )
+        for child in narrative["children"]:
+            nodes.append(
+                Node(
+                    id=child["id"],
+                    name=child["name"],
+                    definition=child["definition"],
+                    parent=narrative["id"],
+                    exemplars={k: list(v) for k, v in child["exemplars"].items()},
+                    sources=tuple(child.get("sources", ())),
+                )
+            )
+    none = data["none"]
+    return Taxonomy(
+        id=data["id"],
+        version=data["version"],
+        title=data["title"],
+        nodes=tuple(nodes),
+        none=Node("none", none["name"], none["definition"], exemplars=dict(none["exemplars"])),
+        sources=tuple(data["sources"]),
+        digest=digest,
+        document=data,
+    )
+
+
+def read_document(path: str | Path | None) -> dict[str, Any]:
+    """The JSON document of a taxonomy file (the default one when ``path`` is None)."""
+    if path is None or str(path) == DEFAULT_TAXONOMY:
+        text = (
+            resources.files("narratives")
+            .joinpath(f"taxonomies/{DEFAULT_TAXONOMY}.json")
+            .read_text("utf-8")
+        )
+        where = f"the default taxonomy ({DEFAULT_TAXONOMY})"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"taxonomy file not found: {str(p)!r}")
+        try:
+            text = p.read_text("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"taxonomy {str(p)!r} is not UTF-8 text: {exc}") from None
+        where = repr(str(p))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"taxonomy {where} is not valid JSON: {exc}") from None
+    return data
+
+
+def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
+    """Read and check a taxonomy; ``None`` or ``"china-cib"`` is the shipped default."""
+    data = read_document(path)
+    problems = validate(data)
+    if problems:
+        shown = "\n  - ".join(problems[:20])
+        raise InputError(
+            f"taxonomy {path or DEFAULT_TAXONOMY} is invalid ({len(problems)} problems; "
+            f"check it with `narratives taxonomy validate`):\n  - {shown}"
+        )
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return _parse(data, hashlib.sha256(canonical).hexdigest())
+
+
+__all__ = ["DEFAULT_TAXONOMY", "Node", "Taxonomy", "load_taxonomy", "read_document", "validate"]
