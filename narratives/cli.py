@@ -23,6 +23,11 @@ model_app = typer.Typer(help="The default embedding model.", no_args_is_help=Tru
 app.add_typer(model_app, name="model")
 eval_app = typer.Typer(help="Evaluations on real data.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+taxonomy_app = typer.Typer(help="Narrative taxonomies.", no_args_is_help=True)
+app.add_typer(taxonomy_app, name="taxonomy")
+
+TAXONOMY_HELP = "Taxonomy JSON file (default: the shipped china-cib taxonomy)."
+TAGGER_HELP = "'default' (zero-shot from the taxonomy), a tagger folder, or 'none'."
 
 EXIT_USAGE = 2
 
@@ -68,6 +73,8 @@ def score(
     split: Annotated[str | None, typer.Option(help="Split of a saved DatasetDict.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Embedding batch size.")] = 32,
     device: Annotated[str | None, typer.Option(help="Torch device (default: best).")] = None,
+    taxonomy: Annotated[Path | None, typer.Option(help=TAXONOMY_HELP)] = None,
+    tagger: Annotated[str, typer.Option(help=TAGGER_HELP)] = "default",
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
@@ -91,6 +98,8 @@ def score(
             split=split,
             batch_size=batch_size,
             device=device,
+            taxonomy=taxonomy,
+            tagger=None if tagger == "none" else tagger,
         )
         out = result.save(output, force=True)
     except NarrativesError as exc:
@@ -107,6 +116,8 @@ def score(
         )
         for reason, n in top.value_counts().head(5).items():
             typer.echo(f"  rejected {n:>7}: {reason}")
+    tagged = result.posts["top_narrative"].notna().sum()
+    typer.echo(f"posts with a narrative {tagged}")
     typer.echo(f"pivots {len(result.pivots)} (narratives pivots {out} lists them)")
     typer.echo(f"outputs in {out}/ (posts.parquet, pivots.parquet, pages.parquet, run.json)")
 
@@ -196,6 +207,86 @@ def eval_pivots(
     typer.echo(format_table(result))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+@eval_app.command("tagger")
+def eval_tagger(
+    tagger: Annotated[str, typer.Option(help=TAGGER_HELP)] = "default",
+    data: Annotated[
+        Path | None,
+        typer.Option(help="JSONL of labelled posts (text, labels, lang); default: bundled set."),
+    ] = None,
+    taxonomy: Annotated[Path | None, typer.Option(help=TAXONOMY_HELP)] = None,
+    baseline: Annotated[bool, typer.Option(help="Also run the naive cosine baseline.")] = True,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here.")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Narrative tags measured on labelled posts (per narrative, micro/macro F1, false tags)."""
+    import json
+
+    from .embed import Embedder
+    from .tagger import NarrativeTagger
+    from .tagger_eval import evaluate_tagger, format_report, load_eval_set
+
+    _logging(verbose)
+    try:
+        rows = load_eval_set(data)
+        embedder = Embedder("default")
+        model = NarrativeTagger.from_pretrained(tagger, embedder, taxonomy)
+        model.embedder = model.embedder or embedder
+        embeddings = embedder.encode([r["text"] for r in rows])
+        result = evaluate_tagger(model, rows, embeddings, baseline=baseline)
+    except NarrativesError as exc:
+        _fail(str(exc))
+    typer.echo(format_report(result))
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+@taxonomy_app.command("validate")
+def taxonomy_validate(
+    path: Annotated[Path, typer.Argument(help="A taxonomy JSON file.")],
+) -> None:
+    """Check a taxonomy file against the schema; exit 2 with the problems if it fails."""
+    from .taxonomy import load_taxonomy, read_document, validate
+
+    try:
+        problems = validate(read_document(path))
+        if not problems:
+            tax = load_taxonomy(path)
+    except NarrativesError as exc:
+        _fail(str(exc))
+    if problems:
+        for problem in problems:
+            typer.echo(f"  - {problem}", err=True)
+        _fail(f"{path}: {len(problems)} problems")
+    typer.echo(
+        f"{path}: valid ({tax.id} {tax.version}: {len(tax.narratives)} narratives, "
+        f"{len(tax.nodes) - len(tax.narratives)} sub-narratives)"
+    )
+
+
+@taxonomy_app.command("show")
+def taxonomy_show(
+    taxonomy: Annotated[Path | None, typer.Option(help=TAXONOMY_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print a taxonomy's ids, names, definitions and parents."""
+    import json
+
+    from .taxonomy import load_taxonomy
+
+    try:
+        tax = load_taxonomy(taxonomy)
+    except NarrativesError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(tax.to_dict(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{tax.title}\n{tax.id} {tax.version} (sha256 {tax.digest[:16]})")
+    for node in tax.nodes:
+        indent = "  " if node.parent is None else "    "
+        typer.echo(f"{indent}{node.id:<36} {node.name}")
 
 
 def main() -> None:

@@ -360,6 +360,7 @@ class PivotDetector:
 
     def __init__(self, config: PivotConfig | None = None, **overrides: Any) -> None:
         self.config = PivotConfig(**{**asdict(config or PivotConfig()), **overrides})
+        self._tags: np.ndarray | None = None  # per post, its narrative tags (when scored)
 
     # -- the search -------------------------------------------------------------------
 
@@ -584,6 +585,8 @@ class PivotDetector:
                     "language_shift": round(change.language_shift, 4),
                     "before_topic": _topic_name(profiles[before]),
                     "after_topic": _topic_name(profiles[after]),
+                    "before_narratives": narrative_mix(self._tags, timeline.rows[before]),
+                    "after_narratives": narrative_mix(self._tags, timeline.rows[after]),
                 }
             )
         return rows, "ok"
@@ -654,6 +657,7 @@ class PivotDetector:
             raise ValueError("embeddings must have one row per post")
         rows: list[dict] = []
         status: dict[str, str] = {}
+        self._tags = posts["narratives"].to_numpy() if "narratives" in posts else None
         for timeline in page_timelines(posts, profiles, embeddings):
             page_rows, status[timeline.page_id] = self.detect_page(timeline)
             rows.extend(page_rows)
@@ -673,6 +677,24 @@ class PivotDetector:
             "pages_too_few_posts": sum(s != "ok" for s in self.page_status_.values()),
             "pivots": len(self.pivots_),
         }
+
+
+def narrative_mix(tags: np.ndarray | None, rows: np.ndarray, top: int = 3) -> list[dict]:
+    """The narratives (top level) most often tagged among posts ``rows``: id and share of
+    the posts, at most ``top``, those on at least a tenth of the posts."""
+    if tags is None or len(rows) == 0:
+        return []
+    counts: dict[str, int] = {}
+    for post in tags[rows]:
+        if post is None or (isinstance(post, float) and math.isnan(post)):
+            continue
+        for entry in post:
+            if "." not in entry["id"]:
+                counts[entry["id"]] = counts.get(entry["id"], 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [
+        {"id": k, "score": round(v / len(rows), 4)} for k, v in ranked[:top] if v / len(rows) >= 0.1
+    ]
 
 
 def _dominant(langs: np.ndarray) -> str | None:

@@ -45,6 +45,9 @@ PIVOTS = pa.schema(
         ("language_shift", pa.float32()),
         ("before_topic", pa.string()),
         ("after_topic", pa.string()),
+        # narrative-level tags of each side: share of its posts that carry each (top 3)
+        ("before_narratives", pa.list_(NARRATIVE_SCORE)),
+        ("after_narratives", pa.list_(NARRATIVE_SCORE)),
     ]
 )
 

@@ -23,7 +23,7 @@ from .embed import DEFAULT, Embedder
 from .errors import InputError, OutputError
 from .io import ColumnMapping, read_posts
 from .langid import detect_languages
-from .pivots import PivotConfig, PivotDetector
+from .pivots import PivotConfig, PivotDetector, narrative_mix
 from .topics import TOPICS, topic_profiles, topic_prototypes
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,7 @@ def page_table(posts: pd.DataFrame, pivots: pd.DataFrame, status: dict[str, str]
     """One row per page of the scored posts: counts, time span, language shares, pivots."""
     ok = posts[(posts["status"] == "ok") & posts["page_id"].notna()]
     n_pivots = pivots["page_id"].value_counts()
+    tags = posts["narratives"].to_numpy() if "narratives" in posts else None
     rows = []
     for page_id, group in ok.groupby("page_id", sort=True):
         shares = group["lang"].value_counts(normalize=True)
@@ -120,7 +121,7 @@ def page_table(posts: pd.DataFrame, pivots: pd.DataFrame, status: dict[str, str]
                 "last_at": group["created_at"].max(),
                 "langs": [{"lang": k, "share": round(float(v), 4)} for k, v in shares.items()],
                 "n_pivots": int(n_pivots.get(page_id, 0)) if page_status == "ok" else None,
-                "top_narratives": [],  # filled by the narrative tagger
+                "top_narratives": narrative_mix(tags, group.index.to_numpy()),
                 "pivot_status": page_status,
             }
         )
@@ -160,12 +161,16 @@ def score(
     device: str | None = None,
     progress: bool | None = None,
     pivot_config: PivotConfig | None = None,
+    taxonomy: str | Path | None = None,
+    tagger: Any = "default",
 ) -> ScoreResult:
     """Score posts: language and multilingual embedding per post, and the page table.
 
     ``source`` is anything :func:`narratives.read_posts` reads. Pass a loaded
     ``embedder`` to reuse one model across calls. ``progress=None`` shows a progress
-    bar only on a terminal.
+    bar only on a terminal. Posts are tagged with narratives by ``tagger``: ``"default"``
+    (the zero-shot tagger of ``taxonomy``, the shipped one when None), a tagger folder,
+    a :class:`~narratives.tagger.NarrativeTagger`, or None for no tags.
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -176,6 +181,7 @@ def score(
     t = time.perf_counter()
     if embedder is None:
         embedder = Embedder(model, device=device, batch_size=batch_size)
+    tagger = _load_tagger(tagger, embedder, taxonomy)
     timings["load_model_s"] = time.perf_counter() - t
 
     ok_idx = np.flatnonzero(posts["status"].to_numpy() == "ok")
@@ -215,15 +221,25 @@ def score(
     topic_names = np.array(list(TOPICS), dtype=object)[top]
     topic_names[np.isnan(profiles[:, 0])] = None
     timings["topics_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    narratives: list[Any] = [[] if s == "ok" else None for s in posts["status"]]
+    top_narrative = np.full(n, None, dtype=object)
+    top_score = np.full(n, np.nan, dtype=np.float32)
+    if tagger is not None and len(ok_idx):
+        for i, row in zip(ok_idx, tagger.tag(embeddings=embeddings[ok_idx])):
+            narratives[i] = row["narratives"]
+            top_narrative[i] = row["top_narrative"]
+            top_score[i] = np.nan if row["top_score"] is None else row["top_score"]
+    timings["tag_s"] = time.perf_counter() - t
     posts = posts.assign(
         warning=pd.array(warnings, dtype="string"),
         lang=pd.array(lang, dtype="string"),
         lang_score=lang_score,
         topic=pd.array(topic_names, dtype="string"),
         topic_score=np.take_along_axis(profiles, top[:, None], axis=1)[:, 0],
-        narratives=[[] if s == "ok" else None for s in posts["status"]],
-        top_narrative=pd.array([None] * n, dtype="string"),
-        top_score=np.full(n, np.nan, dtype=np.float32),
+        narratives=narratives,
+        top_narrative=pd.array(top_narrative, dtype="string"),
+        top_score=top_score,
     )
     n_ok = len(ok_idx)
     run = {
@@ -232,7 +248,14 @@ def score(
         "input": read.info,
         "model": embedder.info,
         "topics": list(TOPICS),
-        "taxonomy": None,
+        "taxonomy": None
+        if tagger is None
+        else {
+            "id": tagger.taxonomy.id,
+            "version": tagger.taxonomy.version,
+            "digest": tagger.taxonomy.digest,
+        },
+        "tagger": None if tagger is None else {"kind": tagger.kind, "model": tagger.model},
         "counts": {
             "read": n,
             "ok": n_ok,
@@ -248,6 +271,28 @@ def score(
     timings["total_s"] = time.perf_counter() - started
     result.run["timings"] = {k: round(v, 3) for k, v in timings.items()}
     return result
+
+
+def _load_tagger(tagger: Any, embedder: Embedder, taxonomy: str | Path | None):
+    from .tagger import NarrativeTagger
+
+    if tagger is None:
+        return None
+    if not isinstance(tagger, NarrativeTagger):
+        tagger = NarrativeTagger.from_pretrained(tagger, embedder, taxonomy)
+    if taxonomy is not None:
+        from .taxonomy import load_taxonomy
+
+        if load_taxonomy(taxonomy).digest != tagger.taxonomy.digest:
+            raise InputError(
+                f"the tagger was built for taxonomy {tagger.taxonomy.id} "
+                f"{tagger.taxonomy.version}, not {str(taxonomy)!r}; drop --taxonomy or "
+                "use the tagger 'default', which is built from the taxonomy you give"
+            )
+    if tagger.embedder is None:
+        tagger.embedder = embedder
+    tagger.check_embedder(embedder)
+    return tagger
 
 
 def _count(count: int, limit: int) -> str:

@@ -44,3 +44,11 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"external data not present: {path} (a checkout beside ../shared has it)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tagger(embedder):
+    """The default zero-shot tagger, built once per session in the session's cache."""
+    from narratives.tagger import default_tagger
+
+    return default_tagger(embedder)

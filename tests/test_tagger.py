@@ -1,0 +1,140 @@
+"""The zero-shot narrative tagger: storage, hierarchy, languages, harmless posts, the
+evaluation set, and its place in `narratives score`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from narratives.errors import ModelError
+from narratives.tagger import NarrativeTagger
+
+
+def test_save_and_load_round_trip(tagger, embedder, tmp_path):
+    folder = tagger.save_pretrained(tmp_path / "t")
+    assert {p.name for p in folder.iterdir()} == {
+        "config.json",
+        "head.safetensors",
+        "taxonomy.json",
+        "README.md",
+    }
+    config = json.loads((folder / "config.json").read_text())
+    assert config["labels"] == tagger.labels and config["taxonomy"]["id"] == "china-cib"
+    assert "leave-one-language-out" in (folder / "README.md").read_text()
+    again = NarrativeTagger.from_pretrained(folder, embedder)
+    texts = ["The so-called forced labour in Xinjiang is a lie", "Lovely weather today"]
+    np.testing.assert_allclose(again.predict_proba(texts), tagger.predict_proba(texts), atol=1e-6)
+    emb = embedder.encode(texts)
+    np.testing.assert_allclose(tagger.predict_proba(embeddings=emb), tagger.predict_proba(texts))
+    assert tagger.predict_proba(embeddings=emb).shape == (2, len(tagger.labels))
+
+
+def test_not_a_tagger_folder_and_wrong_model(tmp_path, tagger):
+    with pytest.raises(ModelError, match="not a narratives tagger folder"):
+        NarrativeTagger.from_pretrained(tmp_path)
+
+    class Other:
+        model_id = "someone/other-model"
+
+    with pytest.raises(ModelError, match="built on"):
+        tagger.check_embedder(Other())
+    with pytest.raises(ValueError, match="shape"):
+        tagger.predict_proba(embeddings=np.zeros((2, 10), dtype=np.float32))
+
+
+CROSS_LINGUAL = [
+    ("en", "Xinjiang has no camps, the genocide story is a Western fabrication"),
+    ("en", "I travelled around Xinjiang, the Uyghurs live well, there are no concentration camps"),
+    # e5-small reads this one poorly ("Tân Cương" sits closer to Taiwan than to Xinjiang):
+    ("vi", "Tân Cương không hề có diệt chủng, đó là chuyện bịa đặt của phương Tây"),
+    ("vi", "Tôi vừa đi Tân Cương về, người Duy Ngô Nhĩ sống rất tốt, làm gì có trại tập trung"),
+    ("de", "In Xinjiang gibt es keinen Völkermord, das ist eine Erfindung des Westens"),
+    ("de", "Die Uiguren in Xinjiang leben in Frieden, die Lagergeschichten sind Lügen"),
+    ("ru", "В Синьцзяне нет никакого геноцида, это выдумка Запада"),
+    ("ru", "Уйгуры в Синьцзяне живут спокойно, рассказы о лагерях ложь"),
+]
+
+
+def test_same_narrative_across_languages(tagger):
+    """A post about Xinjiang denial is tagged alike in English, Vietnamese, German and
+    Russian (German has no exemplars in the taxonomy)."""
+    rows = tagger.tag([text for _, text in CROSS_LINGUAL])
+    hits = [r["top_narrative"] == "xinjiang" for r in rows]
+    assert sum(hits) >= len(hits) - 1, list(zip(hits, CROSS_LINGUAL))
+    for lang in {lang for lang, _ in CROSS_LINGUAL}:
+        assert any(h for h, (l2, _) in zip(hits, CROSS_LINGUAL) if l2 == lang), lang
+
+
+HARMLESS = [
+    "Buy one get one free on all summer dresses this week!",
+    "这家火锅店的毛肚特别新鲜，推荐！",
+    "Hoy entrenamos dos horas, ¡qué cansancio!",
+    "Подписывайтесь, взаимная подписка",
+    "Le marché de Noël ouvre vendredi place Kléber.",
+]
+
+
+def test_harmless_posts_get_no_narrative(tagger):
+    rows = tagger.tag(HARMLESS)
+    assert [r["narratives"] for r in rows] == [[]] * len(HARMLESS)
+    assert all(r["top_narrative"] is None and r["top_score"] is None for r in rows)
+
+
+def test_sub_narratives_only_with_their_narrative(tagger, embedder):
+    from narratives.tagger_eval import load_eval_set
+
+    texts = [r["text"] for r in load_eval_set()] + [t for _, t in CROSS_LINGUAL]
+    proba = tagger.predict_proba(embeddings=embedder.encode(texts))
+    tags = tagger.decide(proba)
+    index = {label: k for k, label in enumerate(tagger.labels)}
+    for k, parent in enumerate(tagger.parents):
+        if parent is not None:
+            assert not (tags[:, k] & ~tags[:, index[parent]]).any(), tagger.labels[k]
+    assert tags.any()  # the check is not vacuous
+
+
+def test_evaluation_set_meets_targets_and_beats_the_baseline(tagger, embedder):
+    """134 labelled posts in six languages, none used to build or calibrate the tagger."""
+    from narratives.tagger_eval import evaluate_tagger, load_eval_set
+
+    rows = load_eval_set()
+    assert len({r["lang"] for r in rows}) >= 6
+    result = evaluate_tagger(tagger, rows, embedder.encode([r["text"] for r in rows]))
+    ours, base = result["tagger"], result["baseline"]
+    assert ours["micro_f1"] >= 0.75, ours
+    assert ours["micro_f1"] > base["micro_f1"]
+    assert ours["false_tag_rate"] <= base["false_tag_rate"]
+    assert ours["false_tag_rate_harmless"] == 0.0
+    # non-English posts are not tagged worse than English ones (they are tagged better
+    # here: see the README)
+    assert ours["cross_lingual_gap"] >= -0.10
+
+
+def test_score_fills_narratives(sample_result):
+    posts = sample_result.posts
+    ok = posts["status"] == "ok"
+    tagged = posts[posts["top_narrative"].notna()]
+    assert len(tagged) > 20
+    assert posts.loc[~ok, "narratives"].isna().all()
+    for row in tagged.itertuples():
+        ids = [n["id"] for n in row.narratives]
+        assert row.top_narrative in ids and 0.0 < row.top_score <= 1.0
+    # a harmless shop before its pivot carries no narrative, the political posts after do
+    pivots = sample_result.pivots.set_index("page_id")
+    assert pivots.loc["lace_boutique", "before_narratives"] == []
+    assert pivots.loc["lace_boutique", "after_narratives"]
+    pages = sample_result.pages.set_index("page_id")
+    assert pages.loc["cafe_sol", "top_narratives"] == []
+    assert sample_result.run["taxonomy"]["id"] == "china-cib"
+
+
+def test_cli_eval_tagger(tagger):
+    from typer.testing import CliRunner
+
+    from narratives.cli import app
+
+    out = CliRunner().invoke(app, ["eval", "tagger", "--no-baseline"])
+    assert out.exit_code == 0, out.output
+    assert "micro F1" in out.output and "xinjiang" in out.output
