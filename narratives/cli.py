@@ -209,6 +209,42 @@ def eval_pivots(
         json_out.write_text(json.dumps(result, indent=2) + "\n")
 
 
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Labelled posts: JSONL, CSV/TSV, Parquet, dataset.")],
+    out: Annotated[Path, typer.Option(help="Folder for the trained tagger.")],
+    text_col: Annotated[str, typer.Option(help="Column of texts.")] = "text",
+    label_col: Annotated[str, typer.Option(help="Column of narrative labels.")] = "narratives",
+    sub_label_col: Annotated[
+        str, typer.Option(help="Column of sub-narrative labels ('<narrative>: <sub>').")
+    ] = "subnarratives",
+    min_examples: Annotated[int, typer.Option(min=1, help="Drop rarer labels.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the splits.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Train a tagger head on labelled posts (frozen embeddings; minutes on a CPU)."""
+    from .finetune import Trainer, TrainingArguments, read_labels
+
+    _logging(verbose)
+    if out.exists() and any(out.iterdir()) and not force:
+        _fail(f"output folder {str(out)!r} is not empty; pass --force to overwrite")
+    try:
+        texts, coarse, fine = read_labels(data, text_col, (label_col, sub_label_col))
+        trainer = Trainer(TrainingArguments(min_examples=min_examples, seed=seed))
+        tagger = trainer.train(texts, coarse, fine, name=out.name or "trained")
+    except NarrativesError as exc:
+        _fail(str(exc))
+    tagger.save_pretrained(out)
+    report = trainer.report
+    typer.echo(
+        f"trained on {report['n_texts']} texts: {len(tagger.labels)} labels "
+        f"(dropped {len(report['dropped_labels'])} with < {min_examples} examples), "
+        f"l2 {report['l2']}"
+    )
+    typer.echo(f"tagger in {out}/ (use: narratives score ... --tagger {out})")
+
+
 @eval_app.command("tagger")
 def eval_tagger(
     tagger: Annotated[str, typer.Option(help=TAGGER_HELP)] = "default",

@@ -68,7 +68,14 @@ def language_directions(x: np.ndarray, langs: np.ndarray) -> np.ndarray:
     return vt[s > 1e-6 * s.max()].astype(np.float32)
 
 
-def _fit_head(x: np.ndarray, y: np.ndarray, langs: np.ndarray, seed: int = 0) -> _Head:
+def _fit_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    langs: np.ndarray,
+    seed: int = 0,
+    l2: float = L2,
+    balanced: bool = True,
+) -> _Head:
     """One-vs-rest logistic regression with class-balanced weights and an L2 penalty,
     fitted by full-batch L-BFGS (deterministic on CPU), on embeddings from which the
     directions that tell the training languages apart are removed."""
@@ -81,7 +88,7 @@ def _fit_head(x: np.ndarray, y: np.ndarray, langs: np.ndarray, seed: int = 0) ->
     xt = torch.from_numpy(features.astype(np.float64))
     yt = torch.from_numpy(y.astype(np.float64))
     n_pos = yt.sum(dim=0).clamp(min=1.0)
-    pos_weight = (len(yt) - n_pos) / n_pos
+    pos_weight = (len(yt) - n_pos) / n_pos if balanced else torch.ones_like(n_pos)
     w = torch.zeros((y.shape[1], x.shape[1]), dtype=torch.float64, requires_grad=True)
     b = torch.zeros(y.shape[1], dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS(
@@ -91,7 +98,7 @@ def _fit_head(x: np.ndarray, y: np.ndarray, langs: np.ndarray, seed: int = 0) ->
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = loss_fn(xt @ w.T + b, yt) + L2 * (w * w).sum()
+        loss = loss_fn(xt @ w.T + b, yt) + l2 * (w * w).sum()
         loss.backward()
         return loss
 
@@ -140,6 +147,8 @@ class NarrativeTagger:
         self.metrics = metrics or {}
         self.kind = kind
         self.embedder: Any = None
+        #: for taggers trained on long texts: how texts are cut and pooled (see finetune)
+        self.chunking: dict[str, int] | None = None
 
     # -- building ---------------------------------------------------------------------
 
@@ -229,6 +238,7 @@ class NarrativeTagger:
                 "digest": self.taxonomy.digest,
             },
             "metrics": self.metrics,
+            "chunking": self.chunking,
         }
         (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", "utf-8")
         (out / "README.md").write_text(self.model_card(), "utf-8")
@@ -267,6 +277,7 @@ class NarrativeTagger:
             config.get("kind", "trained"),
         )
         tagger.embedder = embedder
+        tagger.chunking = config.get("chunking")
         return tagger
 
     # -- inference ----------------------------------------------------------------------
@@ -287,7 +298,12 @@ class NarrativeTagger:
             if self.embedder is None:
                 raise ModelError("this tagger has no embedder; pass embedder= when loading it")
             self.check_embedder(self.embedder)
-            embeddings = self.embedder.encode(list(texts))
+            if self.chunking:
+                from .finetune import embed_long
+
+                embeddings = embed_long(list(texts), self.embedder, **self.chunking)
+            else:
+                embeddings = self.embedder.encode(list(texts))
         x = np.asarray(embeddings, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.head.weight.shape[1]:
             raise ValueError(
@@ -355,6 +371,22 @@ class NarrativeTagger:
                 "definitions and harmless `none` exemplars are embedded; a class-balanced "
                 f"logistic head per label (L2 {L2}) separates them. Thresholds are calibrated "
                 "leave-one-language-out on the exemplars.",
+                "",
+            ]
+        else:
+            m = self.metrics
+            lines += [
+                f"Trained (head only, on frozen embeddings) on {m.get('n_texts')} labelled "
+                f"texts; L2 {m.get('l2')} chosen by cross-validated micro F1 "
+                f"{m.get('cv_micro_f1_by_l2')}; thresholds tuned on a validation split of "
+                f"{m.get('val_size')} texts carved from the training data.",
+                "",
+                f"Labels dropped for too few examples: {m.get('dropped_labels') or 'none'}. "
+                f"Labels in the data that fit no narrative: {m.get('unknown_labels') or 'none'}.",
+                "",
+                "| label | training examples |",
+                "|---|---|",
+                *(f"| {k} | {v} |" for k, v in (m.get("label_counts") or {}).items()),
                 "",
             ]
         lines += ["## Labels", "", "| id | threshold | held-out F1 |", "|---|---|---|"]

@@ -91,7 +91,9 @@ def evaluate_tagger(
     """Narrative-level metrics of ``tagger`` (and of the naive baseline) on ``rows``."""
     narratives = [n.id for n in tagger.taxonomy.narratives]
     index = {label: k for k, label in enumerate(narratives)}
-    unknown = sorted({lab for r in rows for lab in r["labels"]} - set(narratives))
+    # labels may be given by id or, for taggers trained on named labels, by name
+    index.update({n.name: index[n.id] for n in tagger.taxonomy.narratives})
+    unknown = sorted({lab for r in rows for lab in r["labels"]} - set(index))
     if unknown:
         raise InputError(
             f"the evaluation labels {unknown} are not narratives of taxonomy "
@@ -142,6 +144,23 @@ def evaluate_tagger(
     return result
 
 
+def samples_f1(gold: list[list[str]], pred: list[list[str]]) -> float:
+    """SemEval-2025 Task 10 subtask 2's metric: the F1 of each document's predicted label
+    set against its gold set, averaged over documents (scikit-learn's ``average="samples"``
+    on binarised labels; a document with both sets empty scores 0, as the task's scorer
+    counts it)."""
+    if len(gold) != len(pred):
+        raise ValueError("gold and pred must have one label list per document")
+    if not gold:
+        raise ValueError("no documents")
+    total = 0.0
+    for g, p in zip(gold, pred):
+        gs, ps = set(g), set(p)
+        denom = len(gs) + len(ps)
+        total += 2 * len(gs & ps) / denom if denom else 0.0
+    return total / len(gold)
+
+
 def format_report(result: dict[str, Any]) -> str:
     head = f"{'method':<44} {'micro F1':>8} {'macro F1':>8} {'false tags':>10} {'gap':>7}"
     lines = [
@@ -182,4 +201,4 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["evaluate_tagger", "format_report", "load_eval_set"]
+__all__ = ["evaluate_tagger", "format_report", "load_eval_set", "samples_f1"]

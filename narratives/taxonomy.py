@@ -111,6 +111,9 @@ def validate(data: Any) -> list[str]:
     problems: list[str] = []
     if not isinstance(data, dict):
         return ["the file must hold a JSON object"]
+    # a label taxonomy (written by `narratives train` from labelled data) has names and
+    # ids but no exemplars, definitions or sources of its own
+    labels_only = data.get("kind") == "labels"
     if data.get("schema") != SCHEMA:
         problems.append(f"'schema' must be {SCHEMA!r}, got {data.get('schema')!r}")
     for key in ("id", "version", "title"):
@@ -118,7 +121,7 @@ def validate(data: Any) -> list[str]:
             problems.append(f"{key!r} must be a non-empty string")
     sources = data.get("sources")
     source_ids: set[str] = set()
-    if not isinstance(sources, list) or not sources:
+    if not isinstance(sources, list) or (not sources and not labels_only):
         problems.append("'sources' must be a non-empty list of {id, title, url}")
     else:
         for i, source in enumerate(sources):
@@ -130,10 +133,12 @@ def validate(data: Any) -> list[str]:
                 source_ids.add(source["id"])
 
     def check_exemplars(where: str, exemplars: Any) -> None:
+        if labels_only and exemplars is None:
+            return
         if not isinstance(exemplars, dict):
             problems.append(f"{where}: 'exemplars' must map languages to lists of sentences")
             return
-        for lang in REQUIRED_LANGUAGES:
+        for lang in () if labels_only else REQUIRED_LANGUAGES:
             if not exemplars.get(lang):
                 problems.append(f"{where}: no exemplars in {lang!r} (needed: {REQUIRED_LANGUAGES})")
         for lang, sentences in exemplars.items():
@@ -143,11 +148,15 @@ def validate(data: Any) -> list[str]:
                 problems.append(f"{where}: exemplars[{lang!r}] must be non-empty strings")
 
     def check_text(where: str, entry: dict, key: str) -> None:
+        if labels_only and key == "definition" and isinstance(entry.get(key, ""), str):
+            return
         if not isinstance(entry.get(key), str) or not entry[key].strip():
             problems.append(f"{where}: {key!r} must be a non-empty string")
 
     none = data.get("none")
-    if not isinstance(none, dict) or none.get("id") != "none":
+    if labels_only and none is None:
+        pass
+    elif not isinstance(none, dict) or none.get("id") != "none":
         problems.append("'none' must be an entry with id 'none' and exemplars of harmless posts")
     else:
         check_text("none", none, "definition")
@@ -175,9 +184,11 @@ def validate(data: Any) -> list[str]:
         for ref in narrative.get("sources", []):
             if ref not in source_ids:
                 problems.append(f"{where}: cites unknown source {ref!r}")
-        if not narrative.get("sources"):
+        if not narrative.get("sources") and not labels_only:
             problems.append(f"{where}: cite at least one source")
         children = narrative.get("children")
+        if labels_only and children == []:
+            continue
         if not isinstance(children, list) or not children:
             problems.append(f"{where}: 'children' must list its sub-narratives")
             continue
@@ -198,30 +209,23 @@ def validate(data: Any) -> list[str]:
     return problems
 
 
+def _node(entry: dict[str, Any], parent: str | None = None) -> Node:
+    return Node(
+        id=entry["id"],
+        name=entry["name"],
+        definition=entry.get("definition", ""),
+        parent=parent,
+        exemplars={k: list(v) for k, v in (entry.get("exemplars") or {}).items()},
+        sources=tuple(entry.get("sources", ())),
+    )
+
+
 def _parse(data: dict[str, Any], digest: str) -> Taxonomy:
     nodes: list[Node] = []
     for narrative in data["narratives"]:
-        nodes.append(
-            Node(
-                id=narrative["id"],
-                name=narrative["name"],
-                definition=narrative["definition"],
-                exemplars={k: list(v) for k, v in narrative.get("exemplars", {}).items()},
-                sources=tuple(narrative.get("sources", ())),
-            )
-        )
-        for child in narrative["children"]:
-            nodes.append(
-                Node(
-                    id=child["id"],
-                    name=child["name"],
-                    definition=child["definition"],
-                    parent=narrative["id"],
-                    exemplars={k: list(v) for k, v in child["exemplars"].items()},
-                    sources=tuple(child.get("sources", ())),
-                )
-            )
-    none = data["none"]
+        nodes.append(_node(narrative))
+        nodes.extend(_node(child, narrative["id"]) for child in narrative["children"])
+    none = data.get("none") or {"name": "No narrative", "definition": "", "exemplars": {}}
     return Taxonomy(
         id=data["id"],
         version=data["version"],
@@ -261,16 +265,28 @@ def read_document(path: str | Path | None) -> dict[str, Any]:
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Read and check a taxonomy; ``None`` or ``"china-cib"`` is the shipped default."""
-    data = read_document(path)
+    return taxonomy_from_document(read_document(path), str(path or DEFAULT_TAXONOMY))
+
+
+def taxonomy_from_document(data: dict[str, Any], where: str = "document") -> Taxonomy:
+    """Check a taxonomy document and build the :class:`Taxonomy`."""
     problems = validate(data)
     if problems:
         shown = "\n  - ".join(problems[:20])
         raise InputError(
-            f"taxonomy {path or DEFAULT_TAXONOMY} is invalid ({len(problems)} problems; "
+            f"taxonomy {where} is invalid ({len(problems)} problems; "
             f"check it with `narratives taxonomy validate`):\n  - {shown}"
         )
     canonical = json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return _parse(data, hashlib.sha256(canonical).hexdigest())
 
 
-__all__ = ["DEFAULT_TAXONOMY", "Node", "Taxonomy", "load_taxonomy", "read_document", "validate"]
+__all__ = [
+    "DEFAULT_TAXONOMY",
+    "Node",
+    "Taxonomy",
+    "load_taxonomy",
+    "read_document",
+    "taxonomy_from_document",
+    "validate",
+]

@@ -1,0 +1,380 @@
+"""Training taggers on labelled posts: ``narratives train``.
+
+Labels are read from JSONL, CSV, Parquet or a saved Hugging Face dataset: a text column
+and one or two label columns, each holding a list of labels (or a ``;``-separated
+string). With two columns, the second holds sub-narratives, each written as
+``<narrative>: <sub-narrative>`` (SemEval-2025 Task 10's convention); a sub-narrative is
+tied to the narrative its label starts with.
+
+This trains the head only, on frozen embeddings (seconds to minutes on a laptop CPU):
+long texts are cut into chunks and their embeddings averaged. A logistic head per label
+is fitted; its L2 penalty and the decision thresholds (one per level by default, or one
+per label) are chosen on a validation split carved from the training data, for the best
+per-text F1 of the predicted label sets, and the head is then refitted on all the data.
+Sub-narratives are only predicted with their narrative. Labels with fewer than
+``min_examples`` examples are dropped and reported. The result is a
+:class:`~narratives.tagger.NarrativeTagger` folder whose taxonomy is the set of labels.
+Contrastive fine-tuning of the encoder body is not implemented yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .tagger import NarrativeTagger, _fit_head
+from .taxonomy import SCHEMA, taxonomy_from_document
+
+logger = logging.getLogger(__name__)
+
+NONE_LABELS = {"", "none", "other"}
+
+
+@dataclass
+class TrainingArguments:
+    """Settings of :class:`Trainer` (checked when made)."""
+
+    #: L2 penalties tried; the one whose head, with its tuned thresholds, tags the
+    #: validation split best is kept.
+    l2_grid: tuple[float, ...] = (1e-7, 1e-6, 1e-5)
+    #: Weigh each label's positives up to its negatives (helps rare labels recall, costs
+    #: precision: measured worse on SemEval-2025 cross-validation, so off by default).
+    balanced: bool = False
+    #: ``"levels"``: one threshold for narratives and one for sub-narratives, chosen for
+    #: the best per-text F1 of the label sets (the SemEval metric); ``"labels"``: one
+    #: threshold per label for its own F1 (labels with too few validation positives fall
+    #: back on the best single threshold).
+    thresholds: str = "levels"
+    #: Share of the training data held out to choose the penalty and the thresholds (the
+    #: head is then refitted on all of it).
+    val_fraction: float = 0.2
+    #: Labels with fewer examples are dropped (and reported).
+    min_examples: int = 3
+    #: Validation positives a label needs for a threshold of its own (``"labels"``).
+    min_val_positives: int = 3
+    #: Characters per chunk of a long text, and the most chunks kept per text.
+    chunk_chars: int = 1000
+    max_chunks: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.l2_grid or any(v <= 0 for v in self.l2_grid):
+            raise ValueError("l2_grid must hold positive penalties")
+        if self.thresholds not in ("levels", "labels"):
+            raise ValueError("thresholds must be 'levels' or 'labels'")
+        if not 0.0 < self.val_fraction < 0.5:
+            raise ValueError("val_fraction must lie between 0 and 0.5")
+        if self.min_examples < 1 or self.min_val_positives < 1:
+            raise ValueError("min_examples and min_val_positives must be at least 1")
+        if self.chunk_chars < 50 or self.max_chunks < 1:
+            raise ValueError("chunk_chars must be at least 50 and max_chunks at least 1")
+
+
+# -- reading labels ----------------------------------------------------------------------
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                return [p.strip() for p in text.split(";") if p.strip()]
+        else:
+            return [p.strip() for p in text.split(";") if p.strip()]
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [str(value).strip()]
+
+
+def read_labels(
+    source: str | Path | pd.DataFrame,
+    text_col: str = "text",
+    label_cols: tuple[str, ...] = ("narratives", "subnarratives"),
+) -> tuple[list[str], list[list[str]], list[list[str]]]:
+    """Texts, narrative label lists and sub-narrative label lists of a labelled file."""
+    if isinstance(source, pd.DataFrame):
+        frame = source
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"label file not found: {str(path)!r}")
+        name = path.name.lower()
+        try:
+            if path.is_dir():
+                from datasets import load_from_disk
+
+                frame = load_from_disk(str(path)).to_pandas()  # type: ignore[union-attr]
+            elif name.endswith((".jsonl", ".jsonl.gz", ".json")):
+                frame = pd.read_json(path, lines=not name.endswith(".json"))
+            elif name.endswith(".parquet"):
+                frame = pd.read_parquet(path)
+            elif name.endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz")):
+                frame = pd.read_csv(path, sep="\t" if ".tsv" in name else ",")
+            else:
+                raise InputError(
+                    f"{str(path)!r}: use JSONL, CSV/TSV, Parquet or a saved dataset folder"
+                )
+        except (ValueError, OSError) as exc:
+            raise InputError(f"cannot read labels from {str(path)!r}: {exc}") from None
+    missing = [c for c in (text_col, label_cols[0]) if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"label data lacks column(s) {missing}; it has {list(frame.columns)}. "
+            "Name them with --text-col / --label-col"
+        )
+    texts = frame[text_col].tolist()
+    empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if empty:
+        raise InputError(
+            f"{len(empty)} labelled rows have no text (first at row {empty[0]}); "
+            "drop them or fill the text column"
+        )
+    coarse = [_as_list(v) for v in frame[label_cols[0]]]
+    fine: list[list[str]] = [[] for _ in texts]
+    if len(label_cols) > 1 and label_cols[1] in frame.columns:
+        fine = [_as_list(v) for v in frame[label_cols[1]]]
+    return texts, coarse, fine
+
+
+# -- the label taxonomy ------------------------------------------------------------------
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:60] or "label"
+    return slug if slug[0].isalpha() else f"n_{slug}"
+
+
+def label_taxonomy(
+    coarse: list[list[str]], fine: list[list[str]], name: str = "trained"
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A taxonomy document of kind ``labels`` for the labels seen, and the label -> id map.
+    A sub-narrative is placed under the longest narrative label it starts with."""
+    parents = sorted({c for row in coarse for c in row if c.strip().lower() not in NONE_LABELS})
+    ids: dict[str, str] = {}
+    used: set[str] = set()
+
+    def unique(base: str) -> str:
+        candidate, k = base, 2
+        while candidate in used:
+            candidate, k = f"{base}_{k}", k + 1
+        used.add(candidate)
+        return candidate
+
+    narratives: list[dict[str, Any]] = []
+    for label in parents:
+        ids[label] = unique(_slug(label))
+        narratives.append({"id": ids[label], "name": label, "definition": "", "children": []})
+    children: dict[str, list[dict[str, str]]] = {n["id"]: [] for n in narratives}
+    for label in sorted({f for row in fine for f in row}):
+        parent = max((p for p in parents if label.startswith(p + ":")), key=len, default=None)
+        if parent is None:
+            continue  # "Other" or a sub-narrative of no known narrative
+        child = unique(f"{ids[parent]}.{_slug(label[len(parent) + 1 :])}")
+        ids[label] = child
+        children[ids[parent]].append({"id": child, "name": label, "definition": ""})
+    for n in narratives:
+        n["children"] = children[n["id"]]
+    doc = {
+        "schema": SCHEMA,
+        "kind": "labels",
+        "id": name,
+        "version": "1",
+        "title": f"Labels of {name}",
+        "sources": [],
+        "narratives": narratives,
+    }
+    return doc, ids
+
+
+# -- training ----------------------------------------------------------------------------
+
+
+def embed_long(texts: list[str], embedder, chunk_chars: int, max_chunks: int) -> np.ndarray:
+    """Mean of the embeddings of a text's chunks (cut at whitespace near ``chunk_chars``),
+    renormalised: the encoder reads at most 512 tokens, news articles run to thousands."""
+    pieces: list[str] = []
+    owner: list[int] = []
+    for i, text in enumerate(texts):
+        rest = text.strip()
+        for _ in range(max_chunks):
+            if not rest:
+                break
+            cut = len(rest)
+            if cut > chunk_chars:
+                space = rest.rfind(" ", chunk_chars // 2, chunk_chars)
+                cut = space if space > 0 else chunk_chars
+            pieces.append(rest[:cut])
+            owner.append(i)
+            rest = rest[cut:].strip()
+    vectors = embedder.encode(pieces)
+    out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float64)
+    np.add.at(out, np.array(owner), vectors)
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out.astype(np.float32)
+
+
+def _micro_f1(truth: np.ndarray, pred: np.ndarray) -> float:
+    tp = float((truth & pred).sum())
+    denom = float(truth.sum() + pred.sum())
+    return 2 * tp / denom if denom else 0.0
+
+
+def _thresholds(scores: np.ndarray, truth: np.ndarray, min_pos: int) -> np.ndarray:
+    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
+    global_f1 = [_micro_f1(truth, scores >= g) for g in grid]
+    fallback = float(grid[int(np.argmax(global_f1))])
+    out = np.full(truth.shape[1], fallback, dtype=np.float32)
+    for k in range(truth.shape[1]):
+        if truth[:, k].sum() < min_pos:
+            continue
+        f1 = [_micro_f1(truth[:, k], scores[:, k] >= g) for g in grid]
+        best = np.flatnonzero(np.array(f1) >= max(f1) - 1e-12)
+        out[k] = float((grid[best[0]] + grid[best[-1]]) / 2)
+    return out
+
+
+def _consistent(tags: np.ndarray, parent_of: np.ndarray) -> np.ndarray:
+    tags = tags.copy()
+    for k, p in enumerate(parent_of):
+        if p >= 0:
+            tags[:, k] &= tags[:, p]
+    return tags
+
+
+def _samples_f1(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over texts of the F1 of the predicted label set (an empty set that should be
+    empty scores 1)."""
+    tp = (truth & pred).sum(axis=1)
+    size = truth.sum(axis=1) + pred.sum(axis=1)
+    return float(np.where(size > 0, 2 * tp / np.maximum(size, 1), 1.0).mean())
+
+
+def _level_thresholds(
+    proba: np.ndarray, truth: np.ndarray, level: np.ndarray, parent_of: np.ndarray
+) -> np.ndarray:
+    """One threshold for narratives and one for sub-narratives, for the best per-text F1."""
+    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
+    best, best_t = -1.0, np.full(len(level), 0.5, dtype=np.float32)
+    for t1 in grid:
+        for t2 in grid if (~level).any() else [0.5]:
+            t = np.where(level, t1, t2).astype(np.float32)
+            score = _samples_f1(truth, _consistent(proba >= t, parent_of))
+            if score > best + 1e-12:
+                best, best_t = score, t
+    return best_t
+
+
+class Trainer:
+    """Fit a tagger head on labelled texts (see the module docstring)."""
+
+    def __init__(self, args: TrainingArguments | None = None, embedder=None) -> None:
+        self.args = args or TrainingArguments()
+        self.embedder = embedder
+        self.report: dict[str, Any] = {}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if self.embedder is None:
+            from .embed import Embedder
+
+            self.embedder = Embedder("default")
+        return embed_long(texts, self.embedder, self.args.chunk_chars, self.args.max_chunks)
+
+    def train(
+        self,
+        texts: list[str],
+        coarse: list[list[str]],
+        fine: list[list[str]] | None = None,
+        name: str = "trained",
+        embeddings: np.ndarray | None = None,
+    ) -> NarrativeTagger:
+        args = self.args
+        fine = fine or [[] for _ in texts]
+        if not (len(texts) == len(coarse) == len(fine)):
+            raise InputError("texts and label lists must have the same length")
+        doc, ids = label_taxonomy(coarse, fine, name)
+        taxonomy = taxonomy_from_document(doc, "of the labels")
+        labels = taxonomy.ids
+        index = {label: k for k, label in enumerate(labels)}
+        y = np.zeros((len(texts), len(labels)), dtype=bool)
+        unknown: set[str] = set()
+        for i, row in enumerate(zip(coarse, fine)):
+            for label in [*row[0], *row[1]]:
+                if label in ids:
+                    y[i, index[ids[label]]] = True
+                elif label.strip().lower() not in NONE_LABELS and not label.endswith(": Other"):
+                    unknown.add(label)
+        counts = y.sum(axis=0)
+        keep = counts >= args.min_examples
+        dropped = [taxonomy.node(labels[k]).name for k in np.flatnonzero(~keep)]
+        if not keep.any():
+            raise InputError(
+                f"no label has {args.min_examples} examples; label more posts or lower "
+                "--min-examples"
+            )
+        if dropped:
+            doc["narratives"] = [
+                {**n, "children": [c for c in n["children"] if keep[index[c["id"]]]]}
+                for n in doc["narratives"]
+                if keep[index[n["id"]]]
+            ]
+            taxonomy = taxonomy_from_document(doc, "of the labels")
+            y = y[:, keep]
+            labels = taxonomy.ids
+        x = self.embed(texts) if embeddings is None else np.asarray(embeddings, np.float32)
+        langs = np.array(["all"] * len(texts))
+        rng = np.random.default_rng(args.seed)
+        parents = [taxonomy.node(lab).parent for lab in labels]
+        level = np.array([p is None for p in parents])
+        parent_of = np.array([labels.index(p) if p else -1 for p in parents])
+        # penalty and thresholds on a validation split, then the head on everything
+        val = rng.random(len(texts)) < args.val_fraction
+        if val.sum() < 2 or (~val).sum() < 2:
+            raise InputError(f"too few labelled texts ({len(texts)}) for a validation split")
+        tried: dict[float, tuple[float, np.ndarray]] = {}
+        for l2 in args.l2_grid:
+            head = _fit_head(
+                x[~val], y[~val].astype(np.float32), langs[~val], l2=l2, balanced=args.balanced
+            )
+            proba = head.proba(x[val])
+            if args.thresholds == "levels":
+                t = _level_thresholds(proba, y[val], level, parent_of)
+            else:
+                t = _thresholds(proba, y[val], args.min_val_positives)
+            tried[l2] = (_samples_f1(y[val], _consistent(proba >= t, parent_of)), t)
+        l2 = max(args.l2_grid, key=lambda v: (tried[v][0], v))
+        thresholds = tried[l2][1]
+        head = _fit_head(x, y.astype(np.float32), langs, l2=l2, balanced=args.balanced)
+        self.report = {
+            "n_texts": len(texts),
+            "l2": l2,
+            "val_samples_f1_by_l2": {str(k): round(v[0], 4) for k, v in tried.items()},
+            "thresholds": args.thresholds,
+            "balanced": args.balanced,
+            "label_counts": {
+                taxonomy.node(lab).name: int(c) for lab, c in zip(labels, y.sum(axis=0))
+            },
+            "dropped_labels": dropped,
+            "unknown_labels": sorted(unknown),
+            "val_size": int(val.sum()),
+        }
+        model = {"model_id": self.embedder.model_id, "model_version": self.embedder.model_version}
+        model["dim"] = int(x.shape[1])
+        tagger = NarrativeTagger(taxonomy, head, thresholds, model, self.report, kind="trained")
+        tagger.embedder = self.embedder
+        tagger.chunking = {"chunk_chars": args.chunk_chars, "max_chunks": args.max_chunks}
+        return tagger
+
+
+__all__ = ["Trainer", "TrainingArguments", "embed_long", "label_taxonomy", "read_labels"]

@@ -1,0 +1,163 @@
+"""`narratives train`: a tiny end-to-end run, storage, thresholds, hierarchy, bad data,
+and the SemEval metric."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from narratives.errors import InputError
+from narratives.finetune import (
+    Trainer,
+    TrainingArguments,
+    _level_thresholds,
+    _thresholds,
+    read_labels,
+)
+from narratives.tagger import NarrativeTagger
+from narratives.tagger_eval import samples_f1
+from narratives.taxonomy import load_taxonomy
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    """Texts labelled by name with narratives and 'narrative: sub' labels: the default
+    taxonomy's exemplars of four narratives, and its harmless posts labelled Other."""
+    tax = load_taxonomy()
+    rows = []
+    for narrative in ("xinjiang", "fukushima", "taiwan", "us_democracy"):
+        parent = tax.node(narrative)
+        for child in tax.children(narrative):
+            sub = f"{parent.name}: {child.name}"
+            for _, text in child.all_exemplars():
+                rows.append({"text": text, "narratives": [parent.name], "subnarratives": [sub]})
+    for _, text in tax.none.all_exemplars():
+        rows.append({"text": text, "narratives": ["Other"], "subnarratives": ["Other"]})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def trained(labelled, embedder):
+    texts, coarse, fine = read_labels(labelled)
+    trainer = Trainer(TrainingArguments(min_examples=3, chunk_chars=400), embedder)
+    return trainer, trainer.train(texts, coarse, fine, name="tiny")
+
+
+def test_tiny_training_run_round_trips(trained, embedder, tmp_path):
+    trainer, tagger = trained
+    assert len(tagger.labels) == 12  # 4 narratives, 8 sub-narratives; Other is no label
+    assert trainer.report["l2"] in TrainingArguments().l2_grid
+    folder = tagger.save_pretrained(tmp_path / "tiny")
+    card = (folder / "README.md").read_text()
+    assert "Trained (head only" in card and "training examples" in card
+    again = NarrativeTagger.from_pretrained(folder, embedder)
+    texts = ["Japan keeps pouring radioactive water into the sea", "Nice day at the beach"]
+    np.testing.assert_array_equal(again.predict_proba(texts), tagger.predict_proba(texts))
+    assert again.chunking == {"chunk_chars": 400, "max_chunks": 8}
+    rows = again.tag(texts)
+    names = {n.id: n.name for n in again.taxonomy.nodes}
+    assert names[rows[0]["top_narrative"]].startswith("Japan's Fukushima")
+    assert rows[1]["top_narrative"] is None
+
+
+def test_deterministic(labelled, embedder):
+    texts, coarse, fine = read_labels(labelled)
+    settings = TrainingArguments(l2_grid=(1e-6,), chunk_chars=400, thresholds="labels")
+    x = Trainer(settings, embedder).embed(texts)
+    a = Trainer(settings, embedder).train(texts, coarse, fine, embeddings=x)
+    b = Trainer(settings, embedder).train(texts, coarse, fine, embeddings=x)
+    np.testing.assert_array_equal(a.thresholds, b.thresholds)
+    np.testing.assert_array_equal(a.head.weight, b.head.weight)
+
+
+def test_thresholds_sit_between_the_classes():
+    truth = np.array([[True], [True], [True], [False], [False], [False]])
+    scores = np.array([[0.9], [0.8], [0.7], [0.3], [0.2], [0.1]])
+    (t,) = _thresholds(scores, truth, min_pos=3)
+    assert 0.3 < t <= 0.7
+    # too few positives: the global best threshold
+    (t2,) = _thresholds(scores[2:], truth[2:], min_pos=3)
+    assert 0.05 <= t2 <= 0.95
+    # one threshold per level, for the best per-text F1 of the label sets: narratives
+    # separate at 0.5-0.6, the sub-narrative's scores are lower and separate at 0.3
+    proba = np.array([[0.9, 0.35], [0.8, 0.12], [0.55, 0.4], [0.22, 0.12]])
+    truth2 = np.array([[1, 1], [1, 0], [1, 1], [0, 0]], dtype=bool)
+    t_levels = _level_thresholds(proba, truth2, np.array([True, False]), np.array([-1, 0]))
+    assert 0.22 < t_levels[0] <= 0.55 and 0.12 < t_levels[1] <= 0.35
+
+
+def test_sub_narratives_need_their_narrative(trained, embedder):
+    _, tagger = trained
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, embedder.dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    tags = tagger.decide(tagger.predict_proba(embeddings=x) * 0 + rng.random((200, 12)))
+    index = {label: k for k, label in enumerate(tagger.labels)}
+    for k, parent in enumerate(tagger.parents):
+        if parent is not None:
+            assert not (tags[:, k] & ~tags[:, index[parent]]).any()
+
+
+def test_bad_label_data_is_explained(tmp_path, embedder):
+    path = tmp_path / "labels.jsonl"
+    path.write_text(json.dumps({"content": "x", "narratives": ["A"]}) + "\n")
+    with pytest.raises(InputError, match=r"lacks column\(s\) \['text'\].*--text-col"):
+        read_labels(path)
+    path.write_text(
+        "\n".join(json.dumps({"text": t, "narratives": ["A"]}) for t in ["ok", "  "]) + "\n"
+    )
+    with pytest.raises(InputError, match="no text"):
+        read_labels(path)
+    with pytest.raises(InputError, match="not found"):
+        read_labels(tmp_path / "missing.csv")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("text,narratives\nhello,A;B\nworld,B\n")
+    texts, coarse, _ = read_labels(csv)
+    assert coarse == [["A", "B"], ["B"]]
+    few = Trainer(TrainingArguments(min_examples=5), embedder)
+    with pytest.raises(InputError, match="no label has 5 examples"):
+        few.train(texts, coarse, [[], []])
+    with pytest.raises(ValueError, match="val_fraction"):
+        TrainingArguments(val_fraction=0.7)
+
+
+def test_samples_f1_is_the_task_metric():
+    gold = [["A", "B"], ["Other"], ["C"]]
+    pred = [["A"], ["Other"], ["D"]]
+    # per document: 2*1/3, 1, 0
+    assert samples_f1(gold, pred) == pytest.approx((2 / 3 + 1 + 0) / 3)
+    assert samples_f1([["A"]], [[]]) == 0.0
+    with pytest.raises(ValueError):
+        samples_f1([["A"]], [])
+
+
+def test_cli_train_then_score_with_the_tagger(labelled, embedder, tmp_path):
+    from typer.testing import CliRunner
+
+    from narratives.cli import app
+
+    data = tmp_path / "labels.jsonl"
+    labelled.to_json(data, orient="records", lines=True, force_ascii=False)
+    out = tmp_path / "mine"
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "--data", str(data), "--out", str(out)])
+    assert trained.exit_code == 0, trained.output
+    assert "12 labels" in trained.output and (out / "head.safetensors").is_file()
+    again = runner.invoke(app, ["train", "--data", str(data), "--out", str(out)])
+    assert again.exit_code == 2 and "--force" in again.output
+    missing = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "x"),
+                                  "--text-col", "body"])  # fmt: skip
+    assert missing.exit_code == 2 and "--text-col" in missing.output
+
+    from conftest import SAMPLE
+
+    from narratives import score
+
+    result = score(SAMPLE, embedder=embedder, tagger=str(out), progress=False)
+    names = {n.id: n.name for n in NarrativeTagger.from_pretrained(out).taxonomy.nodes}
+    tops = result.posts["top_narrative"].dropna()
+    assert len(tops) > 0 and set(tops) <= set(names)
+    assert result.run["taxonomy"]["id"] == "mine"
