@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .tagger import NarrativeTagger, _fit_head
+from .tagger import NarrativeTagger, _best_threshold, _fit_head, consistent
 from .taxonomy import SCHEMA, taxonomy_from_document
 
 logger = logging.getLogger(__name__)
@@ -232,25 +232,14 @@ def _micro_f1(truth: np.ndarray, pred: np.ndarray) -> float:
 
 
 def _thresholds(scores: np.ndarray, truth: np.ndarray, min_pos: int) -> np.ndarray:
+    """A threshold per label for its own F1 (see ``_best_threshold``); labels with fewer
+    than ``min_pos`` validation positives get the best single threshold for all labels."""
     grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
-    global_f1 = [_micro_f1(truth, scores >= g) for g in grid]
-    fallback = float(grid[int(np.argmax(global_f1))])
+    fallback = float(grid[int(np.argmax([_micro_f1(truth, scores >= g) for g in grid]))])
     out = np.full(truth.shape[1], fallback, dtype=np.float32)
-    for k in range(truth.shape[1]):
-        if truth[:, k].sum() < min_pos:
-            continue
-        f1 = [_micro_f1(truth[:, k], scores[:, k] >= g) for g in grid]
-        best = np.flatnonzero(np.array(f1) >= max(f1) - 1e-12)
-        out[k] = float((grid[best[0]] + grid[best[-1]]) / 2)
+    for k in np.flatnonzero(truth.sum(axis=0) >= min_pos):
+        out[k] = _best_threshold(scores[:, k], truth[:, k])[0]
     return out
-
-
-def _consistent(tags: np.ndarray, parent_of: np.ndarray) -> np.ndarray:
-    tags = tags.copy()
-    for k, p in enumerate(parent_of):
-        if p >= 0:
-            tags[:, k] &= tags[:, p]
-    return tags
 
 
 def _samples_f1(truth: np.ndarray, pred: np.ndarray) -> float:
@@ -270,7 +259,7 @@ def _level_thresholds(
     for t1 in grid:
         for t2 in grid if (~level).any() else [0.5]:
             t = np.where(level, t1, t2).astype(np.float32)
-            score = _samples_f1(truth, _consistent(proba >= t, parent_of))
+            score = _samples_f1(truth, consistent(proba >= t, parent_of))
             if score > best + 1e-12:
                 best, best_t = score, t
     return best_t
@@ -352,7 +341,7 @@ class Trainer:
                 t = _level_thresholds(proba, y[val], level, parent_of)
             else:
                 t = _thresholds(proba, y[val], args.min_val_positives)
-            tried[l2] = (_samples_f1(y[val], _consistent(proba >= t, parent_of)), t)
+            tried[l2] = (_samples_f1(y[val], consistent(proba >= t, parent_of)), t)
         l2 = max(args.l2_grid, key=lambda v: (tried[v][0], v))
         thresholds = tried[l2][1]
         head = _fit_head(x, y.astype(np.float32), langs, l2=l2, balanced=args.balanced)

@@ -121,7 +121,7 @@ def page_table(posts: pd.DataFrame, pivots: pd.DataFrame, status: dict[str, str]
                 "last_at": group["created_at"].max(),
                 "langs": [{"lang": k, "share": round(float(v), 4)} for k, v in shares.items()],
                 "n_pivots": int(n_pivots.get(page_id, 0)) if page_status == "ok" else None,
-                "top_narratives": narrative_mix(tags, group.index.to_numpy()),
+                "top_narratives": narrative_mix(tags, posts.index.get_indexer(group.index)),
                 "pivot_status": page_status,
             }
         )

@@ -111,6 +111,16 @@ def _fit_head(
     )
 
 
+def consistent(tags: np.ndarray, parent_of: np.ndarray) -> np.ndarray:
+    """Tags with every sub-narrative dropped whose narrative is not tagged (``parent_of``:
+    the column of each label's narrative, -1 for narratives)."""
+    tags = tags.copy()
+    for k, p in enumerate(parent_of):
+        if p >= 0:
+            tags[:, k] &= tags[:, p]
+    return tags
+
+
 def _best_threshold(scores: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """The threshold with the best F1 on held-out scores. Exemplars are often separated
     by a wide range of thresholds; the middle of that range (the widest margin on both
@@ -314,12 +324,8 @@ class NarrativeTagger:
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """Boolean (n, K) tags: above the label's threshold, and a sub-narrative only with
         its narrative."""
-        tags = proba >= self.thresholds
-        index = {label: k for k, label in enumerate(self.labels)}
-        for k, parent in enumerate(self.parents):
-            if parent is not None:
-                tags[:, k] &= tags[:, index[parent]]
-        return tags
+        parent_of = np.array([self.labels.index(p) if p else -1 for p in self.parents])
+        return consistent(proba >= self.thresholds, parent_of)
 
     def tag(self, texts=None, embeddings: np.ndarray | None = None) -> list[dict[str, Any]]:
         """Per post: ``narratives`` (tagged ids with their probabilities, narratives before
