@@ -218,6 +218,10 @@ def train(
     sub_label_col: Annotated[
         str, typer.Option(help="Column of sub-narrative labels ('<narrative>: <sub>').")
     ] = "subnarratives",
+    taxonomy: Annotated[
+        Path | None,
+        typer.Option(help="Taxonomy the labels must belong to (ids or names); default: any."),
+    ] = None,
     min_examples: Annotated[int, typer.Option(min=1, help="Drop rarer labels.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the splits.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False,
@@ -232,7 +236,7 @@ def train(
     try:
         texts, coarse, fine = read_labels(data, text_col, (label_col, sub_label_col))
         trainer = Trainer(TrainingArguments(min_examples=min_examples, seed=seed))
-        tagger = trainer.train(texts, coarse, fine, name=out.name or "trained")
+        tagger = trainer.train(texts, coarse, fine, name=out.name or "trained", taxonomy=taxonomy)
     except NarrativesError as exc:
         _fail(str(exc))
     tagger.save_pretrained(out)

@@ -31,7 +31,7 @@ import pandas as pd
 
 from .errors import InputError
 from .tagger import NarrativeTagger, _best_threshold, _fit_head, consistent
-from .taxonomy import SCHEMA, taxonomy_from_document
+from .taxonomy import SCHEMA, Taxonomy, load_taxonomy, taxonomy_from_document
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +198,52 @@ def label_taxonomy(
     return doc, ids
 
 
+def taxonomy_labels(
+    taxonomy: Taxonomy, coarse: list[list[str]], fine: list[list[str]]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A ``labels`` document over a given taxonomy's nodes (same ids and names), and the
+    label -> id map; a label that is neither an id nor a name of the taxonomy is an error."""
+    lookup: dict[str, str] = {}
+    for node in taxonomy.nodes:
+        lookup[node.name] = node.id
+    for node in taxonomy.nodes:
+        lookup[node.id] = node.id
+    used = {label for rows in (coarse, fine) for row in rows for label in row}
+    unknown = sorted(
+        label for label in used if label not in lookup and label.strip().lower() not in NONE_LABELS
+    )
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:10])
+        raise InputError(
+            f"{len(unknown)} labels are not in taxonomy {taxonomy.id} {taxonomy.version}: "
+            f"{shown}{' ...' if len(unknown) > 10 else ''}; label with its ids or names "
+            "(narratives taxonomy show --taxonomy FILE lists them), or train without "
+            "--taxonomy to take the labels as they come"
+        )
+    narratives = [
+        {
+            "id": n.id,
+            "name": n.name,
+            "definition": n.definition,
+            "children": [
+                {"id": c.id, "name": c.name, "definition": c.definition}
+                for c in taxonomy.children(n.id)
+            ],
+        }
+        for n in taxonomy.narratives
+    ]
+    doc = {
+        "schema": SCHEMA,
+        "kind": "labels",
+        "id": taxonomy.id,
+        "version": taxonomy.version,
+        "title": taxonomy.title,
+        "sources": list(taxonomy.sources),
+        "narratives": narratives,
+    }
+    return doc, {label: lookup[label] for label in used if label in lookup}
+
+
 # -- training ----------------------------------------------------------------------------
 
 
@@ -287,12 +333,22 @@ class Trainer:
         fine: list[list[str]] | None = None,
         name: str = "trained",
         embeddings: np.ndarray | None = None,
+        taxonomy: Taxonomy | str | Path | None = None,
     ) -> NarrativeTagger:
+        """Train on ``texts`` with their narrative (``coarse``) and sub-narrative
+        (``fine``) labels. With a ``taxonomy``, labels are its ids or names, and any other
+        label is an error; without, the labels themselves make the taxonomy."""
         args = self.args
+        given = None
+        if taxonomy is not None:
+            given = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
         fine = fine or [[] for _ in texts]
         if not (len(texts) == len(coarse) == len(fine)):
             raise InputError("texts and label lists must have the same length")
-        doc, ids = label_taxonomy(coarse, fine, name)
+        if given is None:
+            doc, ids = label_taxonomy(coarse, fine, name)
+        else:
+            doc, ids = taxonomy_labels(given, coarse, fine)
         taxonomy = taxonomy_from_document(doc, "of the labels")
         labels = taxonomy.ids
         index = {label: k for k, label in enumerate(labels)}
@@ -301,7 +357,10 @@ class Trainer:
         for i, row in enumerate(zip(coarse, fine)):
             for label in [*row[0], *row[1]]:
                 if label in ids:
-                    y[i, index[ids[label]]] = True
+                    node = taxonomy.node(ids[label])
+                    y[i, index[node.id]] = True
+                    if node.parent is not None:  # a sub-narrative carries its narrative
+                        y[i, index[node.parent]] = True
                 elif label.strip().lower() not in NONE_LABELS and not label.endswith(": Other"):
                     unknown.add(label)
         counts = y.sum(axis=0)

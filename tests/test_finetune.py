@@ -161,3 +161,24 @@ def test_cli_train_then_score_with_the_tagger(labelled, embedder, tmp_path):
     tops = result.posts["top_narrative"].dropna()
     assert len(tops) > 0 and set(tops) <= set(names)
     assert result.run["taxonomy"]["id"] == "mine"
+
+
+def test_labels_checked_against_a_taxonomy(labelled, embedder):
+    """With a taxonomy, labels are its ids or names; anything else is an error."""
+    tax = load_taxonomy()
+    texts, coarse, fine = read_labels(labelled)
+    # narratives by name, sub-narratives by id
+    by_label = {f"{tax.node(c.parent).name}: {c.name}": c.id for c in tax.nodes if c.parent}
+    fine = [[by_label.get(label, label) for label in row] for row in fine]
+    settings = TrainingArguments(l2_grid=(1e-6,), chunk_chars=400)
+    x = Trainer(settings, embedder).embed(texts)
+    tagger = Trainer(settings, embedder).train(texts, coarse, fine, embeddings=x, taxonomy=tax)
+    assert tagger.taxonomy.id == "china-cib"
+    assert set(tagger.labels) == {
+        n.id
+        for n in tax.nodes
+        if n.id.split(".")[0] in {"xinjiang", "fukushima", "taiwan", "us_democracy"}
+    }
+    bad = [*coarse[:-1], ["Xinjiang genocide denial (typo)"]]
+    with pytest.raises(InputError, match=r"1 labels are not in taxonomy china-cib.*typo"):
+        Trainer(settings, embedder).train(texts, bad, fine, embeddings=x, taxonomy=tax)
