@@ -158,10 +158,12 @@ def pivots(
         f"pivots {summary['pivots']}"
     )
     for row in result.pivots.itertuples():
+        after = ", ".join(f"{n['id']} {n['score']:.0%}" for n in row.after_narratives)
         typer.echo(
             f"  {row.page_id}  {row.at:%Y-%m-%d %H:%M}  {row.kind:<15} "
             f"magnitude {row.magnitude:.2f}  {row.before_lang}->{row.after_lang}  "
             f"{row.before_topic}->{row.after_topic}"
+            + (f"  narratives after: {after}" if after else "")
         )
     typer.echo(f"outputs in {scored}/ (pivots.parquet, pages.parquet, run.json)")
 

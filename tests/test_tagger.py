@@ -138,3 +138,29 @@ def test_cli_eval_tagger(tagger):
     out = CliRunner().invoke(app, ["eval", "tagger", "--no-baseline"])
     assert out.exit_code == 0, out.output
     assert "micro F1" in out.output and "xinjiang" in out.output
+
+
+def test_score_with_a_taxonomy_of_ones_own(embedder, tmp_path):
+    """--taxonomy FILE: the zero-shot tagger is built from that file, and a tagger built
+    for another taxonomy is refused."""
+    from conftest import SAMPLE
+
+    from narratives import score
+    from narratives.errors import InputError
+    from narratives.taxonomy import read_document
+
+    doc = read_document(None)
+    doc["id"], doc["version"] = "mine", "0.1"
+    doc["narratives"] = [n for n in doc["narratives"] if n["id"] in ("xinjiang", "taiwan")]
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+    result = score(SAMPLE, embedder=embedder, taxonomy=path, progress=False)
+    assert result.run["taxonomy"]["id"] == "mine"
+    tagged = {n["id"] for row in result.posts["narratives"].dropna() for n in row}
+    assert tagged and tagged <= {"xinjiang", "taiwan"} | {
+        c["id"] for n in doc["narratives"] for c in n["children"]
+    }
+    with pytest.raises(InputError, match="was built for taxonomy china-cib"):
+        from narratives.tagger import default_tagger
+
+        score(SAMPLE, embedder=embedder, taxonomy=path, tagger=default_tagger(embedder))
