@@ -277,10 +277,11 @@ class _Signals:
         profiles: np.ndarray,
         langs: np.ndarray,
         rng: np.random.Generator,
+        first_draw: int = 1,
     ) -> None:
         self.content, self.topic, self.profiles, self.langs = content, topic, profiles, langs
         self.rng = rng
-        self.first_draw = 1
+        self.first_draw = first_draw
         # the signals the permutation tests shuffle, side by side: one shuffle serves all
         self._joint = np.c_[topic, langs, profiles].astype(np.float32)
         a, b = topic.shape[1], topic.shape[1] + langs.shape[1]
@@ -293,7 +294,7 @@ class _Signals:
         self._nulls: dict[tuple[int, int], dict[str, np.ndarray]] = {}
 
     @classmethod
-    def of(cls, timeline: Timeline, rng: np.random.Generator) -> _Signals:
+    def of(cls, timeline: Timeline, rng: np.random.Generator, first_draw: int = 1) -> _Signals:
         profiles = np.asarray(timeline.profiles, dtype=np.float64)
         langs = _language_signal(timeline.langs)
         if timeline.embeddings is None:
@@ -306,18 +307,21 @@ class _Signals:
                 topic = _project(_without_language_means(emb, timeline.langs), _PROJECTION_DIMS)
             else:
                 topic = content
-        return cls(content, topic, profiles, langs, rng)
+        return cls(content, topic, profiles, langs, rng, first_draw)
 
     def __len__(self) -> int:
         return len(self.profiles)
 
     def subset(self, rows: np.ndarray) -> _Signals:
         """The posts at ``rows`` as a page of their own (the same generator, fresh nulls)."""
-        part = _Signals(
-            self.content[rows], self.topic[rows], self.profiles[rows], self.langs[rows], self.rng
+        return _Signals(
+            self.content[rows],
+            self.topic[rows],
+            self.profiles[rows],
+            self.langs[rows],
+            self.rng,
+            self.first_draw,
         )
-        part.first_draw = self.first_draw
-        return part
 
     def null(self, lo: int, hi: int, name: str, n: int, min_size: int) -> np.ndarray:
         """At least n permutation maxima of the weighted shift of block [lo, hi) for the
@@ -479,22 +483,13 @@ class PivotDetector:
         every split tested in it.
 
         ``n_permutations`` draws decide; a p-value just above ``alpha`` (up to three times
-        it) is refined with four times as many more. Draws stop early once enough of them
-        reach the observed shift that the p-value is sure to exceed every level it is
-        compared with (``3 alpha`` and ``kind_alpha``): the verdict is the same as with all
-        draws, at a fraction of the cost for ordinary changes.
+        it) is refined with four times as many more.
         """
         cfg = self.config
-        level = max(3 * cfg.alpha, cfg.kind_alpha)
         p = 1.0
-        for planned in (cfg.n_permutations, 5 * cfg.n_permutations + 4):
-            stages = sorted({*(s for s in (24, 49) if s < planned), planned})
-            for n in stages:
-                null = sig.null(lo, hi, name, n, cfg.min_posts)
-                hits = int((null >= scaled - 1e-6).sum())
-                p = (1 + hits) / (n + 1)
-                if (1 + hits) / (planned + 1) > level:
-                    return p  # beyond every level, whatever the remaining draws say
+        for n in (cfg.n_permutations, 5 * cfg.n_permutations + 4):
+            null = sig.null(lo, hi, name, n, cfg.min_posts)
+            p = (1 + int((null >= scaled - 1e-6).sum())) / (n + 1)
             if p <= cfg.alpha or p > 3 * cfg.alpha:
                 break  # decided; only a p-value just above alpha is worth more draws
         return p
@@ -548,8 +543,7 @@ class PivotDetector:
         n = len(timeline)
         if n < 2 * cfg.min_posts:
             return [], f"too few posts ({n} < {2 * cfg.min_posts})"
-        sig = _Signals.of(timeline, _page_rng(cfg.seed, timeline.page_id))
-        sig.first_draw = cfg.n_permutations
+        sig = _Signals.of(timeline, _page_rng(cfg.seed, timeline.page_id), cfg.n_permutations)
         self._tests: dict[tuple[int, int, int], _Change] = {}
         t = _positions(n, cfg.min_posts)
         topic_stat, langs_stat = _split_stats(
