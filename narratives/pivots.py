@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
+from .tagger import narrative_mix
 from .timelines import Timeline, page_timelines
 from .topics import TOPICS
 
@@ -677,24 +678,6 @@ class PivotDetector:
             "pages_too_few_posts": sum(s != "ok" for s in self.page_status_.values()),
             "pivots": len(self.pivots_),
         }
-
-
-def narrative_mix(tags: np.ndarray | None, rows: np.ndarray, top: int = 3) -> list[dict]:
-    """The narratives (top level) most often tagged among posts ``rows``: id and share of
-    the posts, at most ``top``, those on at least a tenth of the posts."""
-    if tags is None or len(rows) == 0:
-        return []
-    counts: dict[str, int] = {}
-    for post in tags[rows]:
-        if post is None or (isinstance(post, float) and math.isnan(post)):
-            continue
-        for entry in post:
-            if "." not in entry["id"]:
-                counts[entry["id"]] = counts.get(entry["id"], 0) + 1
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [
-        {"id": k, "score": round(v / len(rows), 4)} for k, v in ranked[:top] if v / len(rows) >= 0.1
-    ]
 
 
 def _dominant(langs: np.ndarray) -> str | None:

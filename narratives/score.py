@@ -23,7 +23,8 @@ from .embed import DEFAULT, Embedder
 from .errors import InputError, OutputError
 from .io import ColumnMapping, read_posts
 from .langid import detect_languages
-from .pivots import PivotConfig, PivotDetector, narrative_mix
+from .pivots import PivotConfig, PivotDetector
+from .tagger import narrative_mix
 from .topics import TOPICS, topic_profiles, topic_prototypes
 
 logger = logging.getLogger(__name__)
@@ -278,9 +279,10 @@ def _load_tagger(tagger: Any, embedder: Embedder, taxonomy: str | Path | None):
 
     if tagger is None:
         return None
+    built_from_taxonomy = str(tagger) == "default"  # the zero-shot tagger of `taxonomy`
     if not isinstance(tagger, NarrativeTagger):
         tagger = NarrativeTagger.from_pretrained(tagger, embedder, taxonomy)
-    if taxonomy is not None:
+    if taxonomy is not None and not built_from_taxonomy:
         from .taxonomy import load_taxonomy
 
         if load_taxonomy(taxonomy).digest != tagger.taxonomy.digest:
