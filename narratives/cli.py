@@ -73,35 +73,78 @@ def score(
     split: Annotated[str | None, typer.Option(help="Split of a saved DatasetDict.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Embedding batch size.")] = 32,
     device: Annotated[str | None, typer.Option(help="Torch device (default: best).")] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="Encoder: 'onnx' (int8, exported once), 'torch', or 'auto' (onnx for the "
+            "default model on the CPU)."
+        ),
+    ] = "auto",
     taxonomy: Annotated[Path | None, typer.Option(help=TAXONOMY_HELP)] = None,
     tagger: Annotated[str, typer.Option(help=TAGGER_HELP)] = "default",
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Keep each text's embedding and language in the cache for later runs.",
+        ),
+    ] = True,
+    chunk_size: Annotated[
+        int, typer.Option(min=1, help="Posts per chunk (each is committed to the cache).")
+    ] = 2048,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Finish a run in OUTPUT that was interrupted.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Score every post and write posts/pivots/pages Parquet files and run.json."""
-    from .score import prepare_output_dir
+    from .score import begin_run, finish_run
     from .score import score as run_score
 
     _logging(verbose)
     if not input.exists():
         _fail(f"input {str(input)!r} does not exist")
+    flags = {"post_id": id_col, "page_id": page_col, "text": text_col, "created_at": time_col}
+    columns = {k: v for k, v in flags.items() if v is not None}
+    stat = input.stat()
+    state = {
+        "input": {"path": str(input.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns},
+        "columns": columns,
+        "settings": {
+            "model": model,
+            "backend": backend,
+            "tz": tz,
+            "encoding": encoding,
+            "delimiter": delimiter,
+            "split": split,
+            "batch_size": batch_size,
+            "chunk_size": chunk_size,
+            "taxonomy": None if taxonomy is None else str(taxonomy.resolve()),
+            "tagger": tagger,
+            "cache": cache,
+        },
+    }
     try:
-        prepare_output_dir(output, force=force)  # refuse before any work
-        columns = {"post_id": id_col, "page_id": page_col, "text": text_col, "created_at": time_col}
+        partial = begin_run(output, state, resume=resume, force=force)  # before any work
         result = run_score(
             input,
-            {k: v for k, v in columns.items() if v is not None},
+            columns,
             model=model,
             encoding=encoding,
             tz=tz,
             delimiter=delimiter,
             split=split,
             batch_size=batch_size,
+            chunk_size=chunk_size,
             device=device,
+            backend=backend,
             taxonomy=taxonomy,
             tagger=None if tagger == "none" else tagger,
+            cache=True if cache else partial / "embeddings.sqlite",
         )
         out = result.save(output, force=True)
+        finish_run(partial)
     except NarrativesError as exc:
         _fail(str(exc))
     counts = result.run["counts"]

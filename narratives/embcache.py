@@ -1,0 +1,120 @@
+"""A persistent cache of what is computed per text: embedding, language and its score.
+
+Influence-operation content is copy-pasted at scale, and dumps are re-scored with new
+taxonomies and taggers: a text is embedded once per model, ever. Texts are keyed by the
+SHA-256 of their normalised form (:func:`normalise`: Unicode NFC, whitespace runs as one
+space, no leading or trailing space), which is also the form the encoder reads, so that a
+cached vector is exactly what the encoder would give.
+
+One SQLite file per embedder (model id, version, backend, prompt, length limit) under
+``<cache>/embeddings/``. SQLite gives atomic commits (a killed run leaves every finished
+chunk behind and nothing half-written), a lock between processes, and it ships with
+Python. Vectors are stored as float32 bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_SPACE = re.compile(r"\s+")
+#: SQLite's default limit on the number of ``?`` in one statement is 32766; stay far below.
+_BATCH = 900
+
+
+def normalise(text: str) -> str:
+    """The form of a text that is embedded and keyed: NFC, single spaces, trimmed."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def text_key(normalised: str) -> bytes:
+    return hashlib.sha256(normalised.encode("utf-8", "surrogatepass")).digest()[:16]
+
+
+def cache_name(fingerprint: dict) -> str:
+    """File name of the cache of an embedder described by ``fingerprint``."""
+    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "-", str(fingerprint.get("id", "model")))[-40:]
+    return f"{slug}-{digest[:16]}.sqlite"
+
+
+class EmbeddingCache:
+    """Vectors (and languages) by text key, in one SQLite file (``None``: in memory)."""
+
+    def __init__(self, path: str | Path | None, dim: int) -> None:
+        self.dim = dim
+        self.path = None if path is None else Path(path)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(":memory:" if self.path is None else str(self.path))
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS texts (key BLOB PRIMARY KEY, vector BLOB, "
+            "lang TEXT, lang_score REAL) WITHOUT ROWID"
+        )
+        self._db.commit()
+        self.hits = self.misses = 0
+
+    def _select(self, column: str, keys: Sequence[bytes]) -> list[tuple]:
+        unique = list(dict.fromkeys(keys))
+        rows: list[tuple] = []
+        for start in range(0, len(unique), _BATCH):
+            part = unique[start : start + _BATCH]
+            rows += self._db.execute(
+                f"SELECT key, {column} FROM texts WHERE {column.split(',')[0]} IS NOT NULL "
+                f"AND key IN ({','.join('?' * len(part))})",
+                part,
+            ).fetchall()
+        return rows
+
+    def get_vectors(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """The cached vectors of those keys that have one."""
+        found = {
+            key: vector
+            for key, blob in self._select("vector", keys)
+            if (vector := np.frombuffer(blob, dtype=np.float32)).shape[0] == self.dim
+        }
+        self.hits += len(found)
+        self.misses += len(set(keys)) - len(found)
+        return found
+
+    def put_vectors(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        """Store and commit (one transaction: all of them or, if killed, none)."""
+        rows = [
+            (k, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vectors)
+        ]
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO texts (key, vector) VALUES (?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET vector = excluded.vector WHERE vector IS NULL",
+                rows,
+            )
+
+    def get_langs(self, keys: Sequence[bytes]) -> dict[bytes, tuple[str, float]]:
+        """The cached (language, score) of those keys that have one."""
+        return {key: (lang, score) for key, lang, score in self._select("lang, lang_score", keys)}
+
+    def put_langs(self, keys: Sequence[bytes], langs: Sequence[str], scores: Any) -> None:
+        rows = [(k, lang, float(score)) for k, lang, score in zip(keys, langs, scores)]
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO texts (key, lang, lang_score) VALUES (?, ?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET lang = excluded.lang, lang_score = excluded.lang_score "
+                "WHERE lang IS NULL",
+                rows,
+            )
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(vector) FROM texts").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
