@@ -142,6 +142,7 @@ def score(
             taxonomy=taxonomy,
             tagger=None if tagger == "none" else tagger,
             cache=True if cache else partial / "embeddings.sqlite",
+            vectors=partial / "vectors.f32",  # not in memory: it grows with the posts
         )
         out = result.save(output, force=True)
         finish_run(partial)

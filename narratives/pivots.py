@@ -647,7 +647,7 @@ class PivotDetector:
     # -- whole datasets -----------------------------------------------------------------
 
     def fit(
-        self, posts: pd.DataFrame, profiles: np.ndarray, embeddings: np.ndarray | None = None
+        self, posts: pd.DataFrame, profiles: np.ndarray, embeddings: Any = None
     ) -> PivotDetector:
         """Detect pivots on every page of scored ``posts`` with their topic ``profiles`` and,
         best, their ``embeddings`` (without them, topic changes are found and tested on the

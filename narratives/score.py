@@ -29,6 +29,7 @@ from .errors import InputError, OutputError
 from .io import ColumnMapping, read_posts
 from .langid import detect_languages
 from .pivots import PivotConfig, PivotDetector
+from .rowfile import RowFile
 from .tagger import narrative_mix
 from .topics import TOPICS, topic_profiles, topic_prototypes
 
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_FILES = ("posts.parquet", "pivots.parquet", "pages.parquet", "run.json")
 #: Rows of posts.parquet converted and written at a time (one Parquet row group each).
-_SAVE_ROWS = 16_384
+_SAVE_ROWS = 4096
 #: Folder of a run's unfinished work inside its output directory (see begin_run).
 PARTIAL = ".partial"
 
@@ -47,13 +48,14 @@ class ScoreResult:
 
     ``embeddings`` (n, dim) and ``topic_profiles`` (n, K) have one row per post, NaN
     where the post was rejected; they are stored as the ``embedding`` and
-    ``topic_profile`` columns of posts.parquet.
+    ``topic_profile`` columns of posts.parquet. ``embeddings`` is a
+    :class:`~narratives.rowfile.RowFile` when :func:`score` kept them in a file.
     """
 
     posts: pd.DataFrame
     pivots: pd.DataFrame
     pages: pd.DataFrame
-    embeddings: np.ndarray
+    embeddings: np.ndarray | RowFile
     topic_profiles: np.ndarray
     run: dict[str, Any] = field(default_factory=dict)
 
@@ -256,6 +258,7 @@ def score(
     taxonomy: str | Path | None = None,
     tagger: Any = "default",
     cache: bool | str | Path | None = True,
+    vectors: str | Path | None = None,
 ) -> ScoreResult:
     """Score posts: language and multilingual embedding per post, and the page table.
 
@@ -269,6 +272,10 @@ def score(
     ``cache=True`` keeps the results in the embedder's file under
     ``<cache>/embeddings/`` for later runs, a path keeps them in that SQLite file, and
     False or None only within this run.
+
+    With ``vectors`` (a file path), the embeddings are kept in that file, not in memory
+    (:class:`~narratives.rowfile.RowFile`; rows of rejected posts read as zeros): the
+    run's memory then grows with the posts' table but not with their vectors.
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -287,7 +294,11 @@ def score(
     n = len(posts)
     lang = np.full(n, None, dtype=object)
     lang_score = np.full(n, np.nan, dtype=np.float32)
-    embeddings = np.full((n, embedder.dim), np.nan, dtype=np.float32)
+    embeddings: np.ndarray | RowFile = (
+        np.full((n, embedder.dim), np.nan, dtype=np.float32)
+        if vectors is None
+        else RowFile(vectors, n, embedder.dim)
+    )
     warnings = np.array([w if isinstance(w, str) else None for w in posts["warning"]], dtype=object)
     timings["langid_s"] = timings["embed_s"] = 0.0
     store = _open_cache(cache, embedder)
@@ -386,7 +397,7 @@ def _score_chunk(
     idx: np.ndarray,
     embedder: Embedder,
     store: EmbeddingCache,
-    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    out: tuple[np.ndarray, np.ndarray, np.ndarray | RowFile, np.ndarray],
     timings: dict[str, float],
 ) -> None:
     """Language and embedding of the posts at rows ``idx`` (texts from the cache where it

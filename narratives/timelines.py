@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,10 +31,12 @@ class Timeline:
 
 
 def page_timelines(
-    posts: pd.DataFrame, profiles: np.ndarray, embeddings: np.ndarray | None = None
+    posts: pd.DataFrame, profiles: np.ndarray, embeddings: Any = None
 ) -> Iterator[Timeline]:
     """Yield a timeline per page, in page id order, from scored posts.
 
+    ``embeddings``: an (n, d) array or anything that gives one for ``embeddings[rows]``
+    (a :class:`~narratives.rowfile.RowFile`: a page's rows are read when it comes).
     Only posts with status ``ok``, a page id and a time take part; ties in time keep
     input order, so the result does not depend on how the input was sorted beyond that.
     """

@@ -192,6 +192,37 @@ def test_a_killed_run_resumes_to_the_same_output(model_dir, tagger, tmp_path):
     assert len(rows) == len(set(rows)) == a[3]["counts"]["read"]
 
 
+def test_rowfile_reads_and_writes_rows(tmp_path):
+    from narratives.rowfile import RowFile
+
+    values = np.arange(24, dtype=np.float32).reshape(6, 4)
+    m = RowFile(tmp_path / "v.f32", 6, 4)
+    m[0:2] = values[0:2]
+    m[np.array([5, 3])] = values[[5, 3]]
+    assert np.array_equal(m[[3, 0, 5]], values[[3, 0, 5]])
+    assert np.array_equal(m[np.array([False, True, False, False, False, False])], values[[1]])
+    assert not m[2:3].any() and not m[4:5].any()  # never written: zeros
+    assert np.array_equal(np.asarray(m)[[0, 1, 3, 5]], values[[0, 1, 3, 5]])
+    with pytest.raises(IndexError):
+        m[[6]]
+    m.close()
+
+
+def test_cli_keeps_vectors_on_disk_and_matches_the_api(sample_result, tmp_path):
+    """The command line keeps a run's vectors in a file, not in memory; the output is the
+    same as the in-memory API's."""
+    out = tmp_path / "out"
+    subprocess.run(_cli("-o", str(out)), check=True, capture_output=True)
+    posts = pq.read_table(out / "posts.parquet")
+    ok = (sample_result.posts["status"] == "ok").to_numpy()
+    vectors = np.array(posts.column("embedding").to_pylist(), dtype=object)
+    stored = np.stack(vectors[ok])
+    assert np.array_equal(stored, sample_result.embeddings[ok])
+    assert all(v is None for v in vectors[~ok])
+    assert posts.column("post_id").to_pylist() == sample_result.posts["post_id"].tolist()
+    assert pq.read_table(out / "pivots.parquet").num_rows == len(sample_result.pivots)
+
+
 def test_resume_of_a_finished_run_is_refused(sample_result, tmp_path):
     from narratives.score import begin_run
 
