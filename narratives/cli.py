@@ -95,6 +95,15 @@ def score(
     resume: Annotated[
         bool, typer.Option("--resume", help="Finish a run in OUTPUT that was interrupted.")
     ] = False,
+    engine: Annotated[
+        str, typer.Option(help="'local', or 'ray' (Ray Data; pip install 'narratives[ray]').")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: start a local one).")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Ray actors (default: one per CPU or GPU).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
@@ -123,6 +132,7 @@ def score(
             "taxonomy": None if taxonomy is None else str(taxonomy.resolve()),
             "tagger": tagger,
             "cache": cache,
+            "engine": engine,
         },
     }
     try:
@@ -143,6 +153,9 @@ def score(
             tagger=None if tagger == "none" else tagger,
             cache=True if cache else partial / "embeddings.sqlite",
             vectors=partial / "vectors.f32",  # not in memory: it grows with the posts
+            engine=engine,
+            address=address,
+            concurrency=concurrency,
         )
         out = result.save(output, force=True)
         finish_run(partial)

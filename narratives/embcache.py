@@ -54,7 +54,13 @@ class EmbeddingCache:
         self.path = None if path is None else Path(path)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(":memory:" if self.path is None else str(self.path))
+        # several processes (Ray actors) may share one file: wait for each other's commits;
+        # an actor is made in one thread and called in another, one call at a time
+        self._db = sqlite3.connect(
+            ":memory:" if self.path is None else str(self.path),
+            timeout=120,
+            check_same_thread=False,
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(

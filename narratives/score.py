@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from . import schema
 from .cache import cache_dir
 from .embcache import EmbeddingCache, cache_name, normalise, text_key
 from .embed import DEFAULT, Embedder
+from .engines import ray_results
 from .errors import InputError, OutputError
 from .io import ColumnMapping, read_posts
 from .langid import detect_languages
@@ -259,6 +261,9 @@ def score(
     tagger: Any = "default",
     cache: bool | str | Path | None = True,
     vectors: str | Path | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    concurrency: int | None = None,
 ) -> ScoreResult:
     """Score posts: language and multilingual embedding per post, and the page table.
 
@@ -276,7 +281,19 @@ def score(
     With ``vectors`` (a file path), the embeddings are kept in that file, not in memory
     (:class:`~narratives.rowfile.RowFile`; rows of rejected posts read as zeros): the
     run's memory then grows with the posts' table but not with their vectors.
+
+    ``engine="ray"`` runs the per-post work (language, embedding, topics, tags) on Ray
+    Data, in ``concurrency`` actors (default: one per CPU, or per GPU), on the cluster at
+    ``address`` or a local one (see :mod:`narratives.engines`); the output is the same.
     """
+    from .engines import ENGINES
+
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "ray":
+        from .engines import require_ray
+
+        require_ray()  # before any work
     started = time.perf_counter()
     timings: dict[str, float] = {}
     read = read_posts(source, columns, encoding=encoding, tz=tz, delimiter=delimiter, split=split)
@@ -300,33 +317,52 @@ def score(
         else RowFile(vectors, n, embedder.dim)
     )
     warnings = np.array([w if isinstance(w, str) else None for w in posts["warning"]], dtype=object)
-    timings["langid_s"] = timings["embed_s"] = 0.0
+    profiles = np.full((n, len(TOPICS)), np.nan, dtype=np.float32)
+    narratives: list[Any] = [[] if s == "ok" else None for s in posts["status"]]
+    top_narrative = np.full(n, None, dtype=object)
+    top_score = np.full(n, np.nan, dtype=np.float32)
+
+    def take(rows: np.ndarray, out: dict[str, Any]) -> None:
+        """Put a chunk's results at its rows of the posts table."""
+        lang[rows], lang_score[rows] = out["lang"], out["lang_score"]
+        embeddings[rows], profiles[rows] = out["embedding"], out["topic_profile"]
+        for i, note in zip(rows, out["note"]):
+            if note is not None:
+                warnings[i] = note if warnings[i] is None else f"{warnings[i]}; {note}"
+        for i, row in zip(rows, out["tags"] or []):
+            narratives[i] = row["narratives"]
+            top_narrative[i] = row["top_narrative"]
+            top_score[i] = np.nan if row["top_score"] is None else row["top_score"]
+
     store = _open_cache(cache, embedder)
-    outer_cache, embedder.cache = embedder.cache, store
+    scorer = PostScorer(embedder, tagger, store)
     try:
         with tqdm(
             total=len(ok_idx), unit="post", disable=_disable(progress), desc="scoring"
         ) as bar:
-            for start in range(0, len(ok_idx), chunk_size):
-                idx = ok_idx[start : start + chunk_size]
-                _score_chunk(
-                    texts[start : start + chunk_size],
-                    idx,
-                    embedder,
-                    store,
-                    (lang, lang_score, embeddings, warnings),
-                    timings,
-                )
-                bar.update(len(idx))
-        t = time.perf_counter()
-        profiles = np.full((n, len(TOPICS)), np.nan, dtype=np.float32)
-        prototypes = topic_prototypes(embedder)
-        for rows in _slices(ok_idx, chunk_size):  # a chunk at a time: no copy of all vectors
-            profiles[rows] = topic_profiles(embeddings[rows], prototypes)
-        timings["topics_s"] = time.perf_counter() - t
+            if engine == "ray":
+                with tempfile.TemporaryDirectory() as tmp:
+                    spec = _actor_spec(embedder, tagger, store, Path(tmp))
+                    t = time.perf_counter()
+                    for rows, out in ray_results(
+                        ok_idx,
+                        texts,
+                        spec,
+                        batch_size=chunk_size,
+                        concurrency=concurrency,
+                        address=address,
+                    ):
+                        take(rows, out)
+                        bar.update(len(rows))
+                    timings["ray_s"] = time.perf_counter() - t
+            else:
+                for start in range(0, len(ok_idx), chunk_size):
+                    rows = ok_idx[start : start + chunk_size]
+                    take(rows, scorer(texts[start : start + chunk_size]))
+                    bar.update(len(rows))
     finally:
-        embedder.cache = outer_cache
         store.close()
+    timings.update(scorer.timings)
     top = np.nan_to_num(profiles, nan=-1.0).argmax(axis=1)
     topic_names = np.array(list(TOPICS), dtype=object)[top]
     topic_names[np.isnan(profiles[:, 0])] = None
@@ -335,16 +371,6 @@ def score(
         "hits": store.hits,
         "misses": store.misses,
     }
-    t = time.perf_counter()
-    narratives: list[Any] = [[] if s == "ok" else None for s in posts["status"]]
-    top_narrative = np.full(n, None, dtype=object)
-    top_score = np.full(n, np.nan, dtype=np.float32)
-    for rows in _slices(ok_idx, chunk_size) if tagger is not None else []:
-        for i, row in zip(rows, tagger.tag(embeddings=embeddings[rows])):
-            narratives[i] = row["narratives"]
-            top_narrative[i] = row["top_narrative"]
-            top_score[i] = np.nan if row["top_score"] is None else row["top_score"]
-    timings["tag_s"] = time.perf_counter() - t
     posts = posts.assign(
         warning=pd.array(warnings, dtype="string"),
         lang=pd.array(lang, dtype="string"),
@@ -392,44 +418,89 @@ def _slices(rows: np.ndarray, size: int) -> list[np.ndarray]:
     return [rows[start : start + size] for start in range(0, len(rows), size)]
 
 
-def _score_chunk(
-    texts: list[str],
-    idx: np.ndarray,
-    embedder: Embedder,
-    store: EmbeddingCache,
-    out: tuple[np.ndarray, np.ndarray, np.ndarray | RowFile, np.ndarray],
-    timings: dict[str, float],
-) -> None:
-    """Language and embedding of the posts at rows ``idx`` (texts from the cache where it
-    has them, committed to it otherwise), and a warning for each text the model clips."""
-    lang, lang_score, embeddings, warnings = out
-    chunk = [normalise(t) for t in texts]
-    keys = [text_key(t) for t in chunk]
-    t = time.perf_counter()
-    known = store.get_langs(keys)
-    todo = {k: text for k, text in zip(keys, chunk) if k not in known}
-    if todo:
-        codes, scores = detect_languages(list(todo.values()))
-        store.put_langs(list(todo), codes, scores)
-        known.update(zip(todo, zip(codes, scores)))
-    lang[idx] = [known[k][0] for k in keys]
-    lang_score[idx] = [known[k][1] for k in keys]
-    timings["langid_s"] += time.perf_counter() - t
-    t = time.perf_counter()
-    embeddings[idx] = embedder.encode(chunk)
-    # only a text of more characters than half the limit can pass it: a character is at
-    # most two pieces
-    limit = embedder.max_seq_length
-    long = [i for i, x in enumerate(chunk) if 2 * len(x) + 16 > limit]
-    for i, count in zip(long, embedder.token_counts([chunk[i] for i in long])):
-        if count > limit:
-            note = (
-                f"text truncated for embedding: {_count(count, limit)} tokens, "
-                f"the model reads the first {limit}"
-            )
-            row = idx[i]
-            warnings[row] = note if warnings[row] is None else f"{warnings[row]}; {note}"
-    timings["embed_s"] += time.perf_counter() - t
+class PostScorer:
+    """What is computed for each post, a chunk of texts at a time: language, embedding,
+    topic profile, narratives, and a note when the model clips the text. Languages and
+    vectors come from ``store`` where it has them and are committed to it otherwise.
+
+    One per process: the local engine runs one, each Ray actor holds its own
+    (see :mod:`narratives.engines`).
+    """
+
+    def __init__(self, embedder: Embedder, tagger: Any, store: EmbeddingCache) -> None:
+        self.embedder, self.tagger, self.store = embedder, tagger, store
+        self.timings = {"langid_s": 0.0, "embed_s": 0.0, "topics_s": 0.0, "tag_s": 0.0}
+        self._prototypes: np.ndarray | None = None
+
+    def __call__(self, texts: list[str]) -> dict[str, Any]:
+        embedder, store, timings = self.embedder, self.store, self.timings
+        outer, embedder.cache = embedder.cache, store
+        try:
+            chunk = [normalise(t) for t in texts]
+            keys = [text_key(t) for t in chunk]
+            t = time.perf_counter()
+            known = store.get_langs(keys)
+            todo = {k: text for k, text in zip(keys, chunk) if k not in known}
+            if todo:
+                codes, scores = detect_languages(list(todo.values()))
+                store.put_langs(list(todo), codes, scores)
+                known.update(zip(todo, zip(codes, scores)))
+            timings["langid_s"] += time.perf_counter() - t
+            t = time.perf_counter()
+            vectors = embedder.encode(chunk)
+            notes = self._truncation_notes(chunk)
+            timings["embed_s"] += time.perf_counter() - t
+            t = time.perf_counter()
+            if self._prototypes is None:
+                self._prototypes = topic_prototypes(embedder)
+            profiles = topic_profiles(vectors, self._prototypes)
+            timings["topics_s"] += time.perf_counter() - t
+        finally:
+            embedder.cache = outer
+        t = time.perf_counter()
+        tags = self.tagger.tag(embeddings=vectors) if self.tagger is not None else None
+        timings["tag_s"] += time.perf_counter() - t
+        return {
+            "lang": [known[k][0] for k in keys],
+            "lang_score": np.array([known[k][1] for k in keys], dtype=np.float32),
+            "embedding": vectors,
+            "topic_profile": profiles,
+            "note": notes,
+            "tags": tags,
+        }
+
+    def _truncation_notes(self, chunk: list[str]) -> list[str | None]:
+        # only a text of more characters than half the limit can pass it: a character is
+        # at most two pieces
+        limit = self.embedder.max_seq_length
+        notes: list[str | None] = [None] * len(chunk)
+        long = [i for i, x in enumerate(chunk) if 2 * len(x) + 16 > limit]
+        for i, count in zip(long, self.embedder.token_counts([chunk[i] for i in long])):
+            if count > limit:
+                notes[i] = (
+                    f"text truncated for embedding: {_count(count, limit)} tokens, "
+                    f"the model reads the first {limit}"
+                )
+        return notes
+
+
+def _actor_spec(
+    embedder: Embedder, tagger: Any, store: EmbeddingCache, tmp: Path
+) -> dict[str, Any]:
+    """How a Ray actor makes the same embedder, tagger and cache as this process."""
+    tagger_spec = None
+    if tagger is not None:  # the tagger travels as its folder
+        tagger.save_pretrained(tmp / "tagger")
+        tagger_spec = str(tmp / "tagger")
+    return {
+        "model": embedder.model_name,
+        "backend": embedder.backend,
+        "batch_size": embedder.batch_size,
+        "device": embedder.device,
+        "tagger": tagger_spec,
+        "taxonomy": None,  # the tagger's folder holds its taxonomy
+        "cache": None if store.path is None else str(store.path),
+    }
 
 
 def _open_cache(cache: bool | str | Path | None, embedder: Embedder) -> EmbeddingCache:
