@@ -114,6 +114,20 @@ def score(
     _logging(verbose)
     if not input.exists():
         _fail(f"input {str(input)!r} does not exist")
+    from .embed import BACKENDS
+    from .engines import ENGINES
+
+    if backend not in BACKENDS:  # checked before the output folder is touched
+        _fail(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if engine not in ENGINES:
+        _fail(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "ray":
+        from .engines import require_ray
+
+        try:
+            require_ray()
+        except NarrativesError as exc:
+            _fail(str(exc))
     flags = {"post_id": id_col, "page_id": page_col, "text": text_col, "created_at": time_col}
     columns = {k: v for k, v in flags.items() if v is not None}
     stat = input.stat()

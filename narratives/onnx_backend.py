@@ -18,6 +18,7 @@ torch embeddings on the multilingual probe texts, which must reach
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -52,8 +53,24 @@ def _require() -> None:
         raise ModelError(f"the onnx backend needs ONNX Runtime: {INSTALL_HINT}") from exc
 
 
-def onnx_dir(st_folder: Path) -> Path:
-    return cache_dir() / "models" / f"{st_folder.name}-onnx-int8-o{EXPORT_VERSION}"
+def onnx_dir(st_folder: Path, exact_name: bool = False) -> Path:
+    """Where the export of ``st_folder`` lives. Its name says which folder it came from:
+    the folder's own name where that names its content exactly (``exact_name``, the
+    default model's, which carries its source and converter versions), else the name
+    and a digest of the folder's path and its files' sizes and times, so that two
+    folders called ``model`` are not taken for one another and a changed folder is
+    exported again."""
+    name = st_folder.name
+    if not exact_name:
+        digest = hashlib.sha256(str(st_folder.resolve()).encode())
+        for path in sorted(st_folder.rglob("*")):
+            if path.is_file():
+                stat = path.stat()
+                digest.update(
+                    f"{path.relative_to(st_folder)}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+                )
+        name = f"{name}-{digest.hexdigest()[:12]}"
+    return cache_dir() / "models" / f"{name}-onnx-int8-o{EXPORT_VERSION}"
 
 
 def _pooling(st_folder: Path) -> tuple[str, bool, dict[str, Any]]:
@@ -174,9 +191,10 @@ def ensure_onnx_model(
     prepare: Callable[[], Any] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """The verified int8 ONNX folder of ``st_folder`` and its manifest, exported on first
-    use (about 30 s; ``prepare`` is called first, to build ``st_folder`` if needed)."""
+    use (about 30 s). ``prepare`` builds ``st_folder`` when needed (the default model,
+    whose folder name says exactly what it holds: see :func:`onnx_dir`)."""
     _require()
-    folder = onnx_dir(st_folder)
+    folder = onnx_dir(st_folder, exact_name=prepare is not None)
     with _lock(folder.with_name(folder.name + ".lock")):
         if not rebuild and folder.is_dir() and (manifest := verify(folder)) is not None:
             return folder, manifest

@@ -26,7 +26,7 @@ from . import schema
 from .cache import cache_dir
 from .embcache import EmbeddingCache, cache_name, normalise, text_key
 from .embed import DEFAULT, Embedder
-from .engines import ray_results
+from .engines import ENGINES, ray_results, require_ray
 from .errors import InputError, OutputError
 from .io import ColumnMapping, read_posts
 from .langid import detect_languages
@@ -286,13 +286,9 @@ def score(
     Data, in ``concurrency`` actors (default: one per CPU, or per GPU), on the cluster at
     ``address`` or a local one (see :mod:`narratives.engines`); the output is the same.
     """
-    from .engines import ENGINES
-
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if engine == "ray":
-        from .engines import require_ray
-
         require_ray()  # before any work
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -412,10 +408,6 @@ def score(
     timings["total_s"] = time.perf_counter() - started
     result.run["timings"] = {k: round(v, 3) for k, v in timings.items()}
     return result
-
-
-def _slices(rows: np.ndarray, size: int) -> list[np.ndarray]:
-    return [rows[start : start + size] for start in range(0, len(rows), size)]
 
 
 class PostScorer:

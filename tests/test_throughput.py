@@ -229,3 +229,28 @@ def test_resume_of_a_finished_run_is_refused(sample_result, tmp_path):
     sample_result.save(tmp_path / "out")
     with pytest.raises(OutputError, match="nothing to resume"):
         begin_run(tmp_path / "out", {"input": 1}, resume=True, force=False)
+
+
+def test_exports_of_folders_with_one_name_do_not_collide(tmp_path):
+    from narratives.onnx_backend import onnx_dir
+
+    a, b = tmp_path / "a" / "model", tmp_path / "b" / "model"
+    for folder in (a, b):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"w")
+    assert onnx_dir(a) != onnx_dir(b)
+    before = onnx_dir(a)
+    os.utime(a / "model.safetensors", ns=(1, 1))  # the folder changed: export again
+    assert onnx_dir(a) != before
+    assert onnx_dir(a, exact_name=True).name.startswith("model-onnx-int8-o")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--backend", "tensorrt"], "--backend must be one of"), (["--engine", "spark"], "--engine")],
+)
+def test_cli_refuses_bad_choices_before_touching_the_output(option, message, tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run(_cli("-o", str(out), *option), capture_output=True, text=True)
+    assert done.returncode == 2 and message in done.stderr
+    assert not out.exists()
