@@ -299,6 +299,14 @@ class NarrativeTagger:
                 f"this tagger was built on {self.model.get('model_id')!r} embeddings, not "
                 f"{embedder.model_id!r}; score with that model or build a tagger for this one"
             )
+        built_on = self.model.get("model_version")
+        if embedder is not None and built_on and built_on != embedder.model_version:
+            logger.warning(
+                "this tagger was built on %s vectors and meets %s ones (another backend or "
+                "build of the same model): its scores shift slightly",
+                built_on,
+                embedder.model_version,
+            )
 
     def predict_proba(self, texts=None, embeddings: np.ndarray | None = None) -> np.ndarray:
         """Probabilities (n, K) of every label (``self.labels``), from texts or from

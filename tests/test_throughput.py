@@ -254,3 +254,13 @@ def test_cli_refuses_bad_choices_before_touching_the_output(option, message, tmp
     done = subprocess.run(_cli("-o", str(out), *option), capture_output=True, text=True)
     assert done.returncode == 2 and message in done.stderr
     assert not out.exists()
+
+
+def test_a_tagger_met_by_another_backend_says_so(tagger, torch_embedder, embedder, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="narratives.tagger"):
+        tagger.check_embedder(embedder)
+        assert not caplog.records
+        tagger.check_embedder(torch_embedder)
+    assert "another backend" in caplog.text
