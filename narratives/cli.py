@@ -297,6 +297,13 @@ def train(
     ] = None,
     min_examples: Annotated[int, typer.Option(min=1, help="Drop rarer labels.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the splits.")] = 0,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="Encoder of the training texts: 'auto' (int8 onnx on the CPU), 'onnx' or "
+            "'torch'; score with the same one."
+        ),
+    ] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
@@ -306,9 +313,16 @@ def train(
     _logging(verbose)
     if out.exists() and any(out.iterdir()) and not force:
         _fail(f"output folder {str(out)!r} is not empty; pass --force to overwrite")
+    from .embed import BACKENDS, Embedder
+
+    if backend not in BACKENDS:
+        _fail(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     try:
         texts, coarse, fine = read_labels(data, text_col, (label_col, sub_label_col))
-        trainer = Trainer(TrainingArguments(min_examples=min_examples, seed=seed))
+        trainer = Trainer(
+            TrainingArguments(min_examples=min_examples, seed=seed),
+            Embedder("default", backend=backend),
+        )
         tagger = trainer.train(texts, coarse, fine, name=out.name or "trained", taxonomy=taxonomy)
     except NarrativesError as exc:
         _fail(str(exc))

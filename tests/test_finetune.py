@@ -151,6 +151,16 @@ def test_cli_train_then_score_with_the_tagger(labelled, embedder, tmp_path):
     missing = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "x"),
                                   "--text-col", "body"])  # fmt: skip
     assert missing.exit_code == 2 and "--text-col" in missing.output
+    bad = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "y"),
+                              "--backend", "tensorrt"])  # fmt: skip
+    assert bad.exit_code == 2 and "--backend must be one of" in bad.output
+    on_torch = tmp_path / "on-torch"
+    torch_run = runner.invoke(app, ["train", "--data", str(data), "--out", str(on_torch),
+                                    "--backend", "torch"])  # fmt: skip
+    assert torch_run.exit_code == 0, torch_run.output
+    built_on = json.loads((on_torch / "config.json").read_text())["model"]["model_version"]
+    assert "onnx" not in built_on
+    assert "onnx" in json.loads((out / "config.json").read_text())["model"]["model_version"]
 
     from conftest import SAMPLE
 

@@ -113,12 +113,15 @@ def main() -> None:
     parser.add_argument("--chunk-chars", type=int, default=1000)
     parser.add_argument("--max-chunks", type=int, default=8)
     parser.add_argument("--cv", action="store_true", help="also 5-fold CV on train, by language")
+    parser.add_argument(
+        "--backend", default="auto", choices=["auto", "onnx", "torch"], help="the encoder"
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
     train_docs = load(args.data / "train_subtask2.jsonl")
     dev_docs = load(args.data / "dev_EN_subtask2.jsonl")
-    embedder = Embedder("default")
+    embedder = Embedder("default", backend=args.backend)
     x_train = embeddings(train_docs, embedder, args)
     x_dev = embeddings(dev_docs, embedder, args)
     print(f"embedded {len(train_docs)} train and {len(dev_docs)} dev articles "
