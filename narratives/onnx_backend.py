@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .cache import MANIFEST, _file_table, _lock, cache_dir, verify
+from .cache import build_once, cache_dir
 from .errors import ModelError
 
 logger = logging.getLogger(__name__)
@@ -195,41 +194,28 @@ def ensure_onnx_model(
     whose folder name says exactly what it holds: see :func:`onnx_dir`)."""
     _require()
     folder = onnx_dir(st_folder, exact_name=prepare is not None)
-    with _lock(folder.with_name(folder.name + ".lock")):
-        if not rebuild and folder.is_dir() and (manifest := verify(folder)) is not None:
-            return folder, manifest
-        if folder.exists():
-            logger.warning("rebuilding the onnx model in %s", folder)
-            shutil.rmtree(folder)
+
+    def build(tmp: Path) -> dict[str, Any]:
         if prepare is not None:
             prepare()
-        logger.info("exporting %s to int8 ONNX in %s (once)", st_folder.name, folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=folder.parent))
-        try:
-            _export(st_folder, tmp)
-            _, _, settings = _pooling(st_folder)
-            prompt = settings.get("prompts", {}).get(settings.get("default_prompt_name") or "", "")
-            cosines = probe_cosines(st_folder, tmp, settings, [prompt + t for t in probe_texts])
-            if float(cosines.min()) < MIN_PROBE_COSINE:
-                raise ModelError(
-                    f"the int8 ONNX export of {st_folder.name} strays from its torch "
-                    f"embeddings (lowest cosine {cosines.min():.4f} < {MIN_PROBE_COSINE}); "
-                    "use --backend torch"
-                )
-            manifest = {
-                "source": st_folder.name,
-                "export_version": EXPORT_VERSION,
-                "settings": settings,
-                "parity": {"probe_texts": len(cosines), "min_cosine": float(cosines.min())},
-                "files": _file_table(tmp),
-            }
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-            tmp.rename(folder)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return folder, manifest
+        _export(st_folder, tmp)
+        _, _, settings = _pooling(st_folder)
+        prompt = settings.get("prompts", {}).get(settings.get("default_prompt_name") or "", "")
+        cosines = probe_cosines(st_folder, tmp, settings, [prompt + t for t in probe_texts])
+        if float(cosines.min()) < MIN_PROBE_COSINE:
+            raise ModelError(
+                f"the int8 ONNX export of {st_folder.name} strays from its torch "
+                f"embeddings (lowest cosine {cosines.min():.4f} < {MIN_PROBE_COSINE}); "
+                "use --backend torch"
+            )
+        return {
+            "source": st_folder.name,
+            "export_version": EXPORT_VERSION,
+            "settings": settings,
+            "parity": {"probe_texts": len(cosines), "min_cosine": float(cosines.min())},
+        }
+
+    return folder, build_once(folder, build, f"int8 ONNX export of {st_folder.name}", rebuild)
 
 
 def probe_cosines(
