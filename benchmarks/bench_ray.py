@@ -13,17 +13,11 @@ moving the vectors back to the driver. Prints posts/s and the ratio to the local
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FB = (
-    ROOT.parent
-    / "shared/data/external/cn-state-media-facebook-2022/fb_posts_cn_state_media_2022.csv"
-)
-FB_COLUMNS = {"post_id": "ID", "page_id": "AUTHOR_ID", "text": "CONTENT", "created_at": "TIME"}
+from _data import benchmark_posts, write_jsonl
 
 
 def main() -> None:
@@ -35,27 +29,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=2000)
     args = parser.parse_args()
-    if FB.exists():
-        source, columns, tz = FB, FB_COLUMNS, "Asia/Shanghai"
-    else:
-        source, columns, tz = ROOT / "samples/posts.jsonl", None, None
-    posts = narratives.read_posts(source, columns, tz=tz).posts
-    posts = posts[posts["status"] == "ok"].head(args.limit)
+    posts, source_name = benchmark_posts()
+    posts = posts.head(args.limit)
     embedder = narratives.Embedder("default")
     tagger = default_tagger(embedder)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "posts.jsonl"
-        with path.open("w", encoding="utf-8") as f:
-            for row in posts.itertuples():
-                record = {
-                    "post_id": row.post_id,
-                    "page_id": row.page_id,
-                    "text": row.text,
-                    "created_at": row.created_at.isoformat(),
-                }
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        print(f"{len(posts)} posts from {source.name}, 2 CPUs")
+        path = write_jsonl(posts, Path(tmp) / "posts.jsonl")
+        print(f"{len(posts)} posts from {source_name}, 2 CPUs")
         rates = {}
         for name, options in (
             ("local engine", {}),

@@ -16,17 +16,11 @@ which prints what tagging adds to the run (target: at most 10%).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FB = (
-    ROOT.parent
-    / "shared/data/external/cn-state-media-facebook-2022/fb_posts_cn_state_media_2022.csv"
-)
-FB_COLUMNS = {"post_id": "ID", "page_id": "AUTHOR_ID", "text": "CONTENT", "created_at": "TIME"}
+from _data import benchmark_posts, write_jsonl
 
 
 def main() -> None:
@@ -38,16 +32,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds of each side")
     args = parser.parse_args()
 
-    if FB.exists():
-        source, columns, tz = FB, FB_COLUMNS, "Asia/Shanghai"
-    else:
-        source, columns, tz = ROOT / "samples/posts.jsonl", None, None
-    posts = narratives.read_posts(source, columns, tz=tz).posts
-    posts = posts[posts["status"] == "ok"].drop_duplicates("text")
+    posts, source_name = benchmark_posts()
+    posts = posts.drop_duplicates("text")
     if args.limit:
         posts = posts.head(args.limit)
     texts = posts["text"].tolist()
-    print(f"posts: {len(texts)} unique texts from {source.name}")
+    print(f"posts: {len(texts)} unique texts from {source_name}")
 
     # the torch backend: this measures the pipeline's overhead over the same encoder
     embedder = narratives.Embedder("default", batch_size=args.batch_size, backend="torch")
@@ -59,16 +49,7 @@ def main() -> None:
     print(f"default tagger ready in {time.perf_counter() - t:.1f}s (a first run builds it)")
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "posts.jsonl"
-        with path.open("w", encoding="utf-8") as f:
-            for row in posts.itertuples():
-                record = {
-                    "post_id": row.post_id,
-                    "page_id": row.page_id,
-                    "text": row.text,
-                    "created_at": row.created_at.isoformat(),
-                }
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        path = write_jsonl(posts, Path(tmp) / "posts.jsonl")
         bare_s, pipe_s, untagged_s = [], [], []
         for _ in range(args.rounds):
             t = time.perf_counter()

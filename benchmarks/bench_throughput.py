@@ -20,19 +20,12 @@ de-duplicated, in file order.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
-FB = (
-    ROOT.parent
-    / "shared/data/external/cn-state-media-facebook-2022/fb_posts_cn_state_media_2022.csv"
-)
-FB_COLUMNS = {"post_id": "ID", "page_id": "AUTHOR_ID", "text": "CONTENT", "created_at": "TIME"}
+from _data import benchmark_posts, write_jsonl
 
 
 def best(seconds: list[float]) -> float:
@@ -49,17 +42,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    if FB.exists():
-        source, columns, tz = FB, FB_COLUMNS, "Asia/Shanghai"
-    else:
-        source, columns, tz = ROOT / "samples/posts.jsonl", None, None
-    posts = narratives.read_posts(source, columns, tz=tz).posts
-    posts = posts[posts["status"] == "ok"]
+    posts, source_name = benchmark_posts()
     posts = posts[~posts["text"].map(normalise).duplicated()]
     if args.limit:
         posts = posts.head(args.limit)
     texts = [normalise(t) for t in posts["text"]]
-    print(f"{len(texts)} unique texts from {source.name}")
+    print(f"{len(texts)} unique texts from {source_name}")
 
     torch_embedder = narratives.Embedder("default", backend="torch")
     onnx_embedder = narratives.Embedder("default", backend="onnx")
@@ -118,16 +106,7 @@ def main() -> None:
     )
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "posts.jsonl"
-        with path.open("w", encoding="utf-8") as f:
-            for row in posts.itertuples():
-                record = {
-                    "post_id": row.post_id,
-                    "page_id": row.page_id,
-                    "text": row.text,
-                    "created_at": row.created_at.isoformat(),
-                }
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        path = write_jsonl(posts, Path(tmp) / "posts.jsonl")
         first_tagger = default_tagger(default)
         other = Path(tmp) / "other-tagger"
         first_tagger.save_pretrained(other)
