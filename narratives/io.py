@@ -176,7 +176,13 @@ def _read_jsonl(path: Path, encoding: str | None) -> tuple[list[_Record], list[s
     records: list[_Record] = []
     columns: dict[str, None] = {}
     blank = 0
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    # records end at "\n" only: str.splitlines() would also cut at U+2028, U+0085, form
+    # feeds..., which JSON allows raw inside strings (a pasted post can carry them)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for line_no, raw in enumerate(lines, start=1):
+        line = raw[:-1] if raw.endswith("\r") else raw
         if not line.strip():
             blank += 1
             continue

@@ -38,6 +38,20 @@ def test_jsonl_good(tmp_path):
     assert result.info["columns"]["text"] == "text"
 
 
+def test_jsonl_records_end_at_newlines_only(tmp_path):
+    # JSON allows these raw inside strings; str.splitlines() would cut the record there
+    odd = "a\u2028b\u2029c\x85d\x0ce\x1cf\x0bg"
+    rows = [{**GOOD[0], "text": odd}, GOOD[1]]
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(
+        "\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode("utf-8") + b"\r\n"
+    )
+    result = read_posts(path)
+    assert list(result.posts["status"]) == ["ok", "ok"]
+    assert result.posts["text"][0] == odd
+    assert result.info["blank_lines_skipped"] == 0
+
+
 def test_malformed_json_and_non_object_lines_are_rejected_in_place(tmp_path):
     path = tmp_path / "p.jsonl"
     lines = [
