@@ -104,6 +104,9 @@ def score(
     concurrency: Annotated[
         int | None, typer.Option(min=1, help="Ray actors (default: one per CPU or GPU).")
     ] = None,
+    report: Annotated[
+        bool, typer.Option("--report", help="Also write OUTPUT/report.html (narratives report).")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
@@ -173,6 +176,10 @@ def score(
         )
         out = result.save(output, force=True)
         finish_run(partial)
+        if report:
+            from .report import write_report
+
+            page = write_report(out, taxonomy=taxonomy, force=True)
     except NarrativesError as exc:
         _fail(str(exc))
     counts = result.run["counts"]
@@ -191,6 +198,8 @@ def score(
     typer.echo(f"posts with a narrative {tagged}")
     typer.echo(f"pivots {len(result.pivots)} (narratives pivots {out} lists them)")
     typer.echo(f"outputs in {out}/ (posts.parquet, pivots.parquet, pages.parquet, run.json)")
+    if report:
+        typer.echo(f"report {page}")
 
 
 @app.command()
@@ -237,6 +246,41 @@ def pivots(
             + (f"  narratives after: {after}" if after else "")
         )
     typer.echo(f"outputs in {scored}/ (pivots.parquet, pages.parquet, run.json)")
+    if (scored / "report.html").exists():
+        typer.echo(f"report.html shows the old pivots: narratives report {scored} --force")
+
+
+@app.command()
+def report(
+    scored: Annotated[Path, typer.Argument(help="A directory written by narratives score.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="HTML file (default SCORED/report.html).")
+    ] = None,
+    taxonomy: Annotated[
+        Path | None, typer.Option(help="Taxonomy of the run, for narrative names.")
+    ] = None,
+    max_pages: Annotated[int, typer.Option(min=1, help="Pages drawn in detail.")] = 40,
+    max_points: Annotated[int, typer.Option(min=10, help="Posts drawn per page.")] = 1500,
+    max_table_rows: Annotated[int, typer.Option(min=1, help="Rows of the page table.")] = 5000,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Write one self-contained HTML report (opens offline; safe against hostile post text):
+    counts, pages ranked by pivot, each page's topic drift and languages over time with its
+    pivots, narrative mix and example posts, and the narrative mix over time by language."""
+    from .report import ReportConfig, write_report
+
+    _logging(verbose)
+    if not scored.is_dir():
+        _fail(f"{str(scored)!r} is not a directory written by narratives score")
+    try:
+        config = ReportConfig(
+            max_pages=max_pages, max_points=max_points, max_table_rows=max_table_rows
+        )
+        page = write_report(scored, output, config=config, taxonomy=taxonomy, force=force)
+    except (NarrativesError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"report {page} ({page.stat().st_size / 1e6:.1f} MB)")
 
 
 @model_app.command("build")

@@ -1,0 +1,617 @@
+"""An analyst's HTML report of a scored folder: one self-contained file, safe to share.
+
+The file holds everything it needs (Plotly's JavaScript, the styles, the data) and asks
+the network for nothing. Post text is the adversary's: every value from the data travels
+as JSON inside a ``<script type="application/json">`` element, with ``<``, ``>``, ``&``
+and the line separators written as ``\\u`` escapes so that no text can close the element,
+and the page's script puts it on screen only as text nodes (``textContent``), or, for
+Plotly's labels, with ``&``, ``<`` and ``>`` as entities (Plotly reads a little HTML in
+labels). A Content-Security-Policy lets only the report's own two scripts run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import logging
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from .errors import InputError, OutputError
+from .timelines import page_timelines
+
+logger = logging.getLogger(__name__)
+
+#: Columns of posts.parquet the report reads (the vectors are read for drawn pages only).
+_POST_COLUMNS = [
+    "post_id",
+    "page_id",
+    "created_at",
+    "source_row",
+    "status",
+    "error",
+    "text",
+    "lang",
+    "narratives",
+    "top_narrative",
+]
+
+
+@dataclass
+class ReportConfig:
+    """What the report draws, and how much of it: the file stays small on large dumps."""
+
+    max_pages: int = 40  # pages drawn in detail: those with pivots first, by magnitude
+    max_points: int = 1500  # posts per page timeline (evenly spaced, pivots kept)
+    max_table_rows: int = 5000  # rows of the page table
+    text_chars: int = 400  # characters of an example post shown
+    hover_chars: int = 120  # characters of a post in a chart's hover label
+    max_languages: int = 6  # languages drawn apart in the narrative mix; the rest as "other"
+    examples_per_side: int = 3
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ReportConfig.{name} must be a positive integer, not {value!r}")
+
+
+def write_report(
+    scored_dir: str | Path,
+    output: str | Path | None = None,
+    *,
+    config: ReportConfig | None = None,
+    taxonomy: str | Path | None = None,
+    force: bool = False,
+    csp: bool = True,
+) -> Path:
+    """Write the report of ``scored_dir`` (default: ``scored_dir/report.html``).
+
+    An existing file is replaced only with ``force``; the file appears whole or not at all.
+    """
+    scored = Path(scored_dir)
+    out = Path(output) if output is not None else scored / "report.html"
+    if out.exists() and not force:
+        raise OutputError(f"{str(out)!r} exists; pass --force to replace it")
+    if out.is_dir():
+        raise OutputError(f"{str(out)!r} is a directory; give a file name such as report.html")
+    page = build_report(scored, config=config, taxonomy=taxonomy, csp=csp)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def build_report(
+    scored_dir: str | Path,
+    *,
+    config: ReportConfig | None = None,
+    taxonomy: str | Path | None = None,
+    csp: bool = True,
+) -> str:
+    """The report's HTML, from the files ``narratives score`` wrote into ``scored_dir``."""
+    data = report_data(scored_dir, config=config, taxonomy=taxonomy)
+    return render(data, csp=csp)
+
+
+# ---------------------------------------------------------------------------- the data
+
+
+def report_data(
+    scored_dir: str | Path,
+    *,
+    config: ReportConfig | None = None,
+    taxonomy: str | Path | None = None,
+) -> dict[str, Any]:
+    """Everything the page draws, as plain JSON-ready values (not yet escaped)."""
+    cfg = config or ReportConfig()
+    scored = Path(scored_dir)
+    posts, pivots, pages, run = _read(scored)
+    names = _narrative_names(run, taxonomy)
+    ok = posts["status"].to_numpy() == "ok"
+    langs = _counts(posts.loc[ok, "lang"].fillna("und").astype(str))
+    ranked = _rank_pages(pages, pivots)
+    drawn = ranked["page_id"].head(cfg.max_pages).tolist()
+    detail = _page_details(scored, posts, pivots, drawn, names, cfg)
+    rejected = posts.loc[~ok, "error"].fillna("no reason given")
+    return {
+        "title": "narratives report",
+        "source": str(run.get("input", {}).get("source", "")),
+        "created": str(run.get("created", "")),
+        "model": _model_line(run),
+        "taxonomy": _taxonomy_line(run),
+        "counts": {
+            "posts": len(posts),
+            "ok": int(ok.sum()),
+            "rejected": int((~ok).sum()),
+            "pages": len(pages),
+            "languages": len(langs),
+            "pivots": len(pivots),
+            "tagged": int(posts["top_narrative"].notna().sum()),
+        },
+        "languages": [[str(k), int(v)] for k, v in langs.items()],
+        "rejections": [[r, int(n)] for r, n in rejection_reasons(rejected).items()],
+        "narratives": names,
+        "pivots": _pivot_rows(pivots, names),
+        "table": _page_rows(ranked.head(cfg.max_table_rows), drawn, names),
+        "table_total": len(ranked),
+        "drawn_total": len(drawn),
+        "pages": detail,
+        "mix": _mix_over_time(posts[ok], names, cfg),
+        "colors": {
+            "languages": _palette(langs.index.tolist(), _LANGUAGE_COLORS),
+            "narratives": _palette(list(names), _NARRATIVE_COLORS),
+        },
+    }
+
+
+def rejection_reasons(errors: pd.Series, top: int | None = None) -> pd.Series:
+    """Rejected rows counted by reason, with quoted values and line numbers blanked so that
+    rows rejected for the same reason count together."""
+    reasons = errors.astype(str).str.replace(r"'[^']*'", "'…'", regex=True)
+    reasons = reasons.str.replace(r"lines? [\d-]+", "line …", regex=True)
+    counts = _counts(reasons)
+    return counts if top is None else counts.head(top)
+
+
+def _counts(values: pd.Series) -> pd.Series:
+    """value_counts with ties in value order, so the report does not depend on row order."""
+    counts = values.value_counts()
+    order = sorted(counts.index, key=lambda k: (-counts[k], k))
+    return counts.loc[order]
+
+
+def _read(scored: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    missing = [
+        f
+        for f in ("posts.parquet", "pivots.parquet", "pages.parquet", "run.json")
+        if not (scored / f).is_file()
+    ]
+    if missing:
+        raise InputError(
+            f"{str(scored)!r} lacks {', '.join(missing)}: give a folder written by "
+            "narratives score (a run that did not finish can be completed with --resume)"
+        )
+    available = pq.read_schema(scored / "posts.parquet").names
+    absent = [c for c in _POST_COLUMNS if c not in available]
+    if absent:
+        raise InputError(
+            f"posts.parquet in {str(scored)!r} lacks {', '.join(absent)}; "
+            "score the input again with this version of narratives"
+        )
+    posts = pq.read_table(scored / "posts.parquet", columns=_POST_COLUMNS).to_pandas()
+    pivots = pq.read_table(scored / "pivots.parquet").to_pandas()
+    pages = pq.read_table(scored / "pages.parquet").to_pandas()
+    run = json.loads((scored / "run.json").read_text(encoding="utf-8"))
+    return posts, pivots, pages, run
+
+
+def _narrative_names(run: dict[str, Any], taxonomy: str | Path | None) -> dict[str, str]:
+    """Top-level narrative id -> name, from the taxonomy the run used when it is known
+    (the one given, or the shipped one when its digest matches), else ids only."""
+    from .taxonomy import load_taxonomy
+
+    used = run.get("taxonomy") or {}
+    try:
+        tax = load_taxonomy(taxonomy)
+    except Exception as exc:  # a report without names beats no report
+        logger.warning("taxonomy not read (%s); the report shows narrative ids", exc)
+        return {}
+    if taxonomy is None and used.get("digest") not in (None, tax.digest):
+        logger.info("the run used taxonomy %s; the report shows its ids", used.get("id"))
+        return {}
+    if taxonomy is not None and used.get("digest") not in (None, tax.digest):
+        logger.warning("taxonomy %s differs from the one the run used (%s)", tax.id, used)
+    return {n.id: n.name for n in tax.narratives}
+
+
+def _model_line(run: dict[str, Any]) -> str:
+    model = run.get("model") or {}
+    parts = [str(model.get(k)) for k in ("id", "version", "backend") if model.get(k)]
+    return " ".join(parts)
+
+
+def _taxonomy_line(run: dict[str, Any]) -> str:
+    tax = run.get("taxonomy") or {}
+    tagger = (run.get("tagger") or {}).get("kind")
+    line = " ".join(str(tax[k]) for k in ("id", "version") if tax.get(k))
+    return f"{line} ({tagger} tagger)" if line and tagger else line
+
+
+def _rank_pages(pages: pd.DataFrame, pivots: pd.DataFrame) -> pd.DataFrame:
+    """Pages with their largest pivot, ranked: largest magnitude, then most posts, then id."""
+    top = pivots.groupby("page_id")["magnitude"].max() if len(pivots) else pd.Series(dtype=float)
+    ranked = pages.assign(max_magnitude=pages["page_id"].map(top).astype(float))
+    ranked = ranked.assign(_m=ranked["max_magnitude"].fillna(-1.0))
+    ranked = ranked.sort_values(["_m", "n_posts", "page_id"], ascending=[False, False, True])
+    return ranked.drop(columns="_m").reset_index(drop=True)
+
+
+def _when(value: Any) -> str | None:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%d %H:%M")
+
+
+def _opt(value: Any) -> str | None:
+    """A text value from a table, None where it is missing (pandas gives NaN or None)."""
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def _shares(entries: Any, names: dict[str, str]) -> list[list[Any]]:
+    if entries is None or (isinstance(entries, float) and np.isnan(entries)):
+        return []
+    return [[e["id"], names.get(e["id"], e["id"]), round(float(e["score"]), 3)] for e in entries]
+
+
+def _pivot_rows(pivots: pd.DataFrame, names: dict[str, str]) -> list[dict[str, Any]]:
+    rows = pivots.sort_values(["magnitude", "page_id", "at"], ascending=[False, True, True])
+    return [
+        {
+            "page_id": str(p.page_id),
+            "at": _when(p.at),
+            "kind": str(p.kind),
+            "magnitude": round(float(p.magnitude), 3),
+            "before_lang": _opt(p.before_lang),
+            "after_lang": _opt(p.after_lang),
+            "dormancy_days": None if pd.isna(p.dormancy_days) else round(float(p.dormancy_days), 1),
+            "before_narratives": _shares(p.before_narratives, names),
+            "after_narratives": _shares(p.after_narratives, names),
+        }
+        for p in rows.itertuples(index=False)
+    ]
+
+
+def _page_rows(ranked: pd.DataFrame, drawn: list[str], names: dict[str, str]) -> list[list[Any]]:
+    """The overview table: one list per page (see the column names in report.js)."""
+    anchor = {page: i for i, page in enumerate(drawn)}
+    rows = []
+    for p in ranked.itertuples(index=False):
+        langs = p.langs if p.langs is not None else []
+        lang_text = " ".join(f"{e['lang']} {_percent(e['share'])}" for e in list(langs)[:3])
+        tops = " · ".join(name for _, name, _ in _shares(p.top_narratives, names))
+        magnitude = None if pd.isna(p.max_magnitude) else round(float(p.max_magnitude), 3)
+        rows.append(
+            [
+                str(p.page_id),
+                int(p.n_posts),
+                _when(p.first_at),
+                _when(p.last_at),
+                lang_text,
+                int(p.n_pivots),
+                magnitude,
+                tops,
+                str(p.pivot_status),
+                anchor.get(p.page_id),
+            ]
+        )
+    return rows
+
+
+def _percent(share: float) -> str:
+    return "<1%" if 0 < share < 0.005 else f"{round(100 * share)}%"
+
+
+def _embedding_rows(scored: Path, rows: np.ndarray) -> np.ndarray:
+    """The embeddings of posts ``rows`` (sorted), read a row group at a time."""
+    parquet = pq.ParquetFile(scored / "posts.parquet")
+    out: list[np.ndarray] = []
+    start = 0
+    for batch in parquet.iter_batches(columns=["embedding"], batch_size=8192):
+        end = start + batch.num_rows
+        lo, hi = np.searchsorted(rows, [start, end])
+        if hi > lo:
+            column = batch.column(0)
+            dim = column.type.list_size
+            values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+            # rows taken here are scored (status ok), so their vectors are present
+            matrix = values.reshape(-1, dim) if len(values) == batch.num_rows * dim else None
+            if matrix is None:  # nulls (rejected rows) are skipped by flatten: index by validity
+                valid = column.is_valid().to_numpy(zero_copy_only=False)
+                full = np.zeros((batch.num_rows, dim), dtype=np.float32)
+                full[valid] = values.reshape(-1, dim)
+                matrix = full
+            out.append(matrix[rows[lo:hi] - start])
+        start = end
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def _page_details(
+    scored: Path,
+    posts: pd.DataFrame,
+    pivots: pd.DataFrame,
+    drawn: list[str],
+    names: dict[str, str],
+    cfg: ReportConfig,
+) -> list[dict[str, Any]]:
+    """Timeline, narrative mix per regime and example posts of each drawn page."""
+    if not drawn:
+        return []
+    keep = posts["page_id"].isin(drawn).to_numpy()
+    subset = posts[keep]
+    lines = {t.page_id: t for t in page_timelines(subset, np.zeros((len(subset), 0)))}
+    all_rows = np.flatnonzero(keep)
+    vector_rows = np.sort(np.concatenate([all_rows[t.rows] for t in lines.values()] or [[]]))
+    vectors = _embedding_rows(scored, vector_rows.astype(np.int64))
+    out = []
+    for index, page in enumerate(drawn):
+        line = lines.get(page)
+        page_pivots = pivots[pivots["page_id"] == page].sort_values("position")
+        entry: dict[str, Any] = {"index": index, "page_id": page, "n": 0}
+        if line is None or len(line) == 0:
+            out.append(entry)
+            continue
+        rows = all_rows[line.rows]
+        emb = vectors[np.searchsorted(vector_rows, rows)]
+        frame = subset.iloc[line.rows]
+        bounds = [0, *page_pivots["position"].astype(int).tolist(), len(line)]
+        entry.update(_timeline(line, frame, emb, bounds, cfg))
+        entry["pivots"] = [
+            {
+                "at": _when(p.at),
+                "kind": str(p.kind),
+                "magnitude": round(float(p.magnitude), 3),
+                "dormancy_days": None if pd.isna(p.dormancy_days) else round(p.dormancy_days, 1),
+            }
+            for p in page_pivots.itertuples(index=False)
+        ]
+        entry["regimes"] = _regimes(frame, bounds, names)
+        entry["examples"] = _examples(frame, page_pivots, bounds, cfg)
+        out.append(entry)
+    return out
+
+
+def _timeline(
+    line: Any, frame: pd.DataFrame, emb: np.ndarray, bounds: list[int], cfg: ReportConfig
+) -> dict[str, Any]:
+    """Topic drift: each post's cosine distance to the mean of the page's first regime
+    (the posts before its first pivot; all its posts when it has none), and its rolling
+    mean within each regime; sampled evenly down to ``max_points`` posts, pivots kept."""
+    n = len(line)
+    first = emb[: bounds[1]].mean(axis=0)
+    first /= max(float(np.linalg.norm(first)), 1e-12)
+    norms = np.maximum(np.linalg.norm(emb, axis=1), 1e-12)
+    drift = 1.0 - (emb @ first) / norms
+    window = max(5, n // 40)
+    smooth = np.concatenate(
+        [
+            pd.Series(drift[a:b]).rolling(window, center=True, min_periods=1).mean().to_numpy()
+            for a, b in itertools.pairwise(bounds)
+        ]
+    )
+    keep = np.arange(n)
+    if n > cfg.max_points:
+        pivots = np.array(bounds[1:-1], dtype=np.int64)
+        spaced = np.linspace(0, n - 1, cfg.max_points).round().astype(np.int64)
+        keep = np.unique(np.concatenate([spaced, pivots, np.maximum(pivots - 1, 0)]))
+    times = pd.DatetimeIndex(line.times[keep]).strftime("%Y-%m-%d %H:%M:%S").tolist()
+    texts = frame["text"].to_numpy(dtype=object)[keep]
+    return {
+        "n": n,
+        "shown": len(keep),
+        "window": window,
+        "t": times,
+        "drift": np.round(drift[keep], 4).tolist(),
+        "smooth": np.round(smooth[keep], 4).tolist(),
+        # where a new regime starts among the drawn posts: the rolling mean breaks there
+        "breaks": np.searchsorted(keep, bounds[1:-1]).tolist(),
+        "lang": [_opt(x) or "und" for x in line.langs[keep]],
+        "narrative": [_opt(x) for x in frame["top_narrative"].to_numpy()[keep]],
+        "text": [_clip(t, cfg.hover_chars) for t in texts],
+    }
+
+
+def _regimes(frame: pd.DataFrame, bounds: list[int], names: dict[str, str]) -> list[dict]:
+    """Share of each regime's posts carrying each top-level narrative."""
+    times = frame["created_at"]
+    regimes = []
+    for a, b in itertools.pairwise(bounds):
+        counts: dict[str, int] = {}
+        for tags in frame["narratives"].iloc[a:b]:
+            if tags is None or isinstance(tags, float):
+                continue
+            for narrative in {e["id"] for e in tags if "." not in e["id"]}:
+                counts[narrative] = counts.get(narrative, 0) + 1
+        n = b - a
+        tagged = int(frame["top_narrative"].iloc[a:b].notna().sum())
+        regimes.append(
+            {
+                "from": _when(times.iloc[a]),
+                "to": _when(times.iloc[b - 1]),
+                "n": n,
+                "untagged": round(1 - tagged / n, 3),
+                "mix": [
+                    [k, names.get(k, k), round(v / n, 3)]
+                    for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                ],
+            }
+        )
+    return regimes
+
+
+def _examples(
+    frame: pd.DataFrame, page_pivots: pd.DataFrame, bounds: list[int], cfg: ReportConfig
+) -> list[dict[str, Any]]:
+    """Example posts each side of each pivot (the detector's own picks), or the first and
+    last posts of a page without pivots."""
+    by_id = {pid: i for i, pid in enumerate(frame["post_id"].tolist())}
+
+    def post(i: int) -> dict[str, Any]:
+        row = frame.iloc[i]
+        return {
+            "post_id": str(row["post_id"]),
+            "at": _when(row["created_at"]),
+            "lang": _opt(row["lang"]),
+            "narrative": _opt(row["top_narrative"]),
+            "text": _clip(row["text"], cfg.text_chars),
+        }
+
+    k = cfg.examples_per_side
+    if len(page_pivots) == 0:
+        n = len(frame)
+        first, last = list(range(min(k, n))), list(range(max(k, n - k), n))
+        return [{"label": "first posts", "posts": [post(i) for i in first]}] + (
+            [{"label": "last posts", "posts": [post(i) for i in last]}] if last else []
+        )
+    sides = []
+    for p in page_pivots.itertuples(index=False):
+        at = _when(p.at)
+        for label, ids in ((f"before {at}", p.before_examples), (f"after {at}", p.after_examples)):
+            found = [by_id[x] for x in list(ids if ids is not None else [])[:k] if x in by_id]
+            sides.append({"label": label, "kind": str(p.kind), "posts": [post(i) for i in found]})
+    return sides
+
+
+def _clip(text: Any, limit: int) -> str:
+    text = "" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _mix_over_time(ok: pd.DataFrame, names: dict[str, str], cfg: ReportConfig) -> dict[str, Any]:
+    """Posts per time bucket, language and top narrative across the whole dump: days when
+    the dump spans up to three months, weeks up to three years, else months."""
+    timed = ok[ok["created_at"].notna()]
+    if timed.empty:
+        return {"bucket": None, "languages": []}
+    times = timed["created_at"].dt.tz_convert("UTC").dt.tz_localize(None)
+    span = (times.max() - times.min()).days
+    if span <= 92:
+        unit, buckets = "day", times.dt.floor("D")
+    elif span <= 3 * 366:
+        monday = times - pd.to_timedelta(times.dt.day_of_week, unit="D")
+        unit, buckets = "week", monday.dt.floor("D")
+    else:
+        unit, buckets = "month", times.dt.to_period("M").dt.start_time
+    langs = timed["lang"].fillna("und").astype(str)
+    top = _counts(langs).head(cfg.max_languages).index
+    langs = langs.where(langs.isin(top), "other")
+    frame = pd.DataFrame(
+        {
+            "bucket": buckets.dt.strftime("%Y-%m-%d").to_numpy(),
+            "lang": langs.to_numpy(),
+            "narrative": timed["top_narrative"].fillna("").astype(str).to_numpy(),
+        }
+    )
+    out = []
+    for lang in [*top, "other"]:
+        part = frame[frame["lang"] == lang]
+        if part.empty:
+            continue
+        totals = part.groupby("bucket").size()
+        tagged = part[part["narrative"] != ""]
+        counts = tagged.groupby(["narrative", "bucket"]).size()
+        series = [
+            {
+                "id": narrative,
+                "name": names.get(narrative, narrative),
+                "x": counts[narrative].index.tolist(),
+                "y": [int(v) for v in counts[narrative].to_numpy()],
+            }
+            for narrative in sorted(tagged["narrative"].unique())
+        ]
+        out.append(
+            {
+                "lang": lang,
+                "posts": len(part),
+                "tagged": len(tagged),
+                "buckets": totals.index.tolist(),
+                "totals": [int(v) for v in totals.to_numpy()],
+                "series": series,
+            }
+        )
+    return {"bucket": unit, "languages": out}
+
+
+# The categorical colours (Plotly's "D3" and "Alphabet" sequences, by frequency rank).
+_LANGUAGE_COLORS = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+    "#7f7f7f", "#bcbd22", "#17becf",
+]  # fmt: skip
+_NARRATIVE_COLORS = [
+    "#AA0DFE", "#3283FE", "#85660D", "#782AB6", "#565656", "#1C8356", "#16FF32",
+    "#F7E1A0", "#E2E2E2", "#1CBE4F", "#C4451C", "#DEA0FD", "#FE00FA", "#325A9B",
+    "#FEAF16", "#F8A19F", "#90AD1C", "#F6222E", "#1CFFCE", "#2ED9FF", "#B10DA1",
+    "#C075A6", "#FC1CBF", "#B00068", "#FBE426", "#FA0087",
+]  # fmt: skip
+
+
+def _palette(keys: list[Any], colors: list[str]) -> dict[str, str]:
+    return {str(k): colors[i % len(colors)] for i, k in enumerate(keys)}
+
+
+# ---------------------------------------------------------------------------- the page
+
+
+def script_json(value: Any) -> str:
+    """JSON that is safe inside an HTML ``<script>`` element: no ``<``, ``>`` or ``&``
+    (so no ``</script>`` or ``<!--``), and no raw U+2028/U+2029; ``JSON.parse`` reads
+    the escapes back to the same text."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    for raw, escaped in (
+        ("&", "\\u0026"),
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(raw, escaped)
+    return text
+
+
+def _asset(name: str) -> str:
+    return resources.files("narratives").joinpath("report_assets", name).read_text("utf-8")
+
+
+def _plotly_js() -> str:
+    try:
+        from plotly.offline import get_plotlyjs
+    except ImportError as exc:  # pragma: no cover - plotly is a dependency
+        raise OutputError("the report needs plotly: pip install plotly") from exc
+    return get_plotlyjs()
+
+
+def _sha256(script: str) -> str:
+    digest = hashlib.sha256(script.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+def render(data: dict[str, Any], *, csp: bool = True) -> str:
+    """The HTML page for ``report_data``'s output. Nothing from the data is written into
+    the markup: it all goes through :func:`script_json`."""
+    plotly = _plotly_js()
+    app = _asset("report.js")
+    policy = (
+        "default-src 'none'; "
+        f"script-src {_sha256(plotly)} {_sha256(app)}; "
+        "style-src 'unsafe-inline'; img-src data:; font-src data:; "
+        "connect-src 'none'; form-action 'none'; base-uri 'none'"
+    )
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n' if csp else ""
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"{meta}"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="referrer" content="no-referrer">\n'
+        "<title>narratives report</title>\n"
+        f"<style>\n{_asset('report.css')}</style>\n"
+        "</head>\n<body>\n"
+        '<main id="report"><p id="loading">Drawing the report…</p></main>\n'
+        f'<script type="application/json" id="report-data">{script_json(data)}</script>\n'
+        f"<script>{plotly}</script>\n"
+        f"<script>{app}</script>\n"
+        "</body>\n</html>\n"
+    )
+
+
+__all__ = ["ReportConfig", "build_report", "rejection_reasons", "report_data", "write_report"]
