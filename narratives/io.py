@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import InputError
@@ -173,6 +174,15 @@ def _bad_bytes_error(encoding: str) -> str:
 
 def _read_jsonl(path: Path, encoding: str | None) -> tuple[list[_Record], list[str], dict]:
     text, used = _decode(_open_bytes(path), encoding)
+    records, columns, blank = _jsonl_records(text, used)
+    return records, list(columns), {"encoding": used, "blank_lines_skipped": blank}
+
+
+def _jsonl_records(
+    text: str, used: str, first_line: int = 1
+) -> tuple[list[_Record], dict[str, None], int]:
+    """The records of JSONL ``text`` whose first line is line ``first_line`` of its file,
+    the keys seen (in order) and the blank lines skipped."""
     records: list[_Record] = []
     columns: dict[str, None] = {}
     blank = 0
@@ -181,7 +191,7 @@ def _read_jsonl(path: Path, encoding: str | None) -> tuple[list[_Record], list[s
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    for line_no, raw in enumerate(lines, start=1):
+    for line_no, raw in enumerate(lines, start=first_line):
         line = raw[:-1] if raw.endswith("\r") else raw
         if not line.strip():
             blank += 1
@@ -200,7 +210,7 @@ def _read_jsonl(path: Path, encoding: str | None) -> tuple[list[_Record], list[s
             continue
         columns.update(dict.fromkeys(value))
         records.append(_Record(value))
-    return records, list(columns), {"encoding": used, "blank_lines_skipped": blank}
+    return records, columns, blank
 
 
 @contextlib.contextmanager
@@ -340,7 +350,13 @@ def _normalise(
     columns: dict[str, str | None],
     source_name: str,
     tz_name: str | None,
-) -> tuple[pd.DataFrame, dict]:
+    start_row: int = 0,
+) -> pd.DataFrame:
+    """The posts table of ``records``, the first being record ``start_row`` of the source.
+
+    Two working columns go with it: ``_explicit`` (the record gave its own post id, which
+    :func:`_mark_duplicates` then checks across the whole source) and ``_naive`` (its time
+    had no zone)."""
     tz = resolve_tz(tz_name)
     n = len(records)
     out: dict[str, list] = {
@@ -350,27 +366,20 @@ def _normalise(
         "created_at": [None] * n,
         "error": [None] * n,
         "warning": [None] * n,
+        "_explicit": [False] * n,
+        "_naive": [False] * n,
     }
-    first_seen: dict[str, int] = {}
-    naive = 0
     for row, record in enumerate(records):
         values = record.values or {}
         id_column = columns["post_id"]
         post_id = _as_id(values.get(id_column)) if id_column else None
-        out["post_id"][row] = post_id if post_id is not None else f"{source_name}:{row}"
+        out["post_id"][row] = post_id if post_id is not None else f"{source_name}:{start_row + row}"
         if record.error:
             out["error"][row] = record.error
             continue
         errors: list[str] = []
         warnings: list[str] = []
-        if post_id is not None:
-            if post_id in first_seen:
-                errors.append(
-                    f"duplicate post_id {post_id!r} (first seen at source_row "
-                    f"{first_seen[post_id]}); give every post a unique id"
-                )
-            else:
-                first_seen[post_id] = row
+        out["_explicit"][row] = post_id is not None
         text = values.get(columns["text"] or "")
         if isinstance(text, dict | list):
             errors.append(f"text is a JSON {type(text).__name__}, not a string")
@@ -394,7 +403,7 @@ def _normalise(
                 if when is None:
                     errors.append("missing time")
                 out["created_at"][row] = when
-                naive += was_naive
+                out["_naive"][row] = bool(was_naive)
         if errors:
             out["error"][row] = "; ".join(errors)
         if warnings:
@@ -406,14 +415,51 @@ def _normalise(
             "created_at": pd.to_datetime(
                 pd.Series(out["created_at"], dtype="object"), utc=True
             ).astype("datetime64[us, UTC]"),
-            "source_row": pd.RangeIndex(n).to_numpy(dtype="int64"),
+            "source_row": pd.RangeIndex(start_row, start_row + n).to_numpy(dtype="int64"),
             "status": pd.array(["rejected" if e else "ok" for e in out["error"]], dtype="string"),
             "error": pd.array(out["error"], dtype="string"),
             "warning": pd.array(out["warning"], dtype="string"),
             "text": pd.array(out["text"], dtype="string"),
+            "_explicit": np.array(out["_explicit"], dtype=bool),
+            "_naive": np.array(out["_naive"], dtype=bool),
         }
     )
-    return frame, {"naive_times": naive, "time_zone_for_naive_times": str(tz)}
+    return frame
+
+
+def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Reject every record whose own post id an earlier record already gave (the first
+    one stays); the reason leads its error."""
+    explicit = frame[frame["_explicit"].to_numpy(dtype=bool)]
+    repeated = explicit["post_id"].duplicated(keep="first")
+    if not repeated.any():
+        return frame
+    first = explicit.groupby("post_id", sort=False)["source_row"].transform("min")
+    error = frame["error"].astype(object).to_numpy().copy()
+    status = frame["status"].astype(object).to_numpy().copy()
+    for index in np.flatnonzero(repeated.to_numpy()):
+        row = explicit.index[index]
+        at = frame.index.get_loc(row)
+        post_id = explicit["post_id"].iloc[index]
+        reason = (
+            f"duplicate post_id {post_id!r} (first seen at source_row "
+            f"{first.iloc[index]}); give every post a unique id"
+        )
+        error[at] = reason if error[at] is None or pd.isna(error[at]) else f"{reason}; {error[at]}"
+        status[at] = "rejected"
+    return frame.assign(
+        error=pd.array(error, dtype="string"), status=pd.array(status, dtype="string")
+    )
+
+
+def _finish(frame: pd.DataFrame, tz_name: str | None) -> tuple[pd.DataFrame, dict]:
+    """Duplicates marked and the working columns dropped: the table read_posts returns."""
+    frame = _mark_duplicates(frame)
+    info = {
+        "naive_times": int(frame["_naive"].sum()),
+        "time_zone_for_naive_times": str(resolve_tz(tz_name)),
+    }
+    return frame.drop(columns=["_explicit", "_naive"]), info
 
 
 def read_posts(
@@ -476,7 +522,7 @@ def read_posts(
             "a datasets.Dataset or a list of dicts"
         )
     resolved = _resolve_columns(found, mapping)
-    frame, time_info = _normalise(records, resolved, source_name, tz)
+    frame, time_info = _finish(_normalise(records, resolved, source_name, tz), tz)
     info.update(columns=resolved, available_columns=list(found), **time_info)
     for name_, col in resolved.items():
         if col is None and name_ != "text":
