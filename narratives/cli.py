@@ -50,6 +50,7 @@ def _logging(verbose: bool) -> None:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per dataset run
 
 
 @app.command()

@@ -6,8 +6,8 @@ class, in a pool of actors, each loading the model and the tagger once and runni
 same :class:`~narratives.score.PostScorer` as the local engine. Results come back with
 their row numbers and are put in place by row, so a batch that Ray runs twice (after a
 worker dies) writes the same values to the same rows: no row is lost, none doubled, and
-the driver checks that every row came back once. Reading (the row-level checks of
-:mod:`narratives.io`), pivots and the output files stay on the driver.
+the driver checks that every row came back once. The input is read by Ray Data tasks
+too (:mod:`narratives.ray_io`); pivots and the output files stay on the driver.
 
 Ray is an optional extra: ``pip install 'narratives[ray]'``.
 """
@@ -32,6 +32,17 @@ def require_ray() -> Any:
         import ray.data
     except ImportError as exc:
         raise InputError(f"--engine ray needs Ray Data: {RAY_INSTALL}") from exc
+    return ray
+
+
+def start_ray(address: str | None) -> Any:
+    """Ray, joined to the cluster at ``address`` (or a local one) unless already started."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # score shows its own
+    context.print_on_execution_start = False
     return ray
 
 
@@ -83,14 +94,9 @@ def ray_results(
     """Run :class:`RayScorer` (or ``scorer_class``) over (row, text) with Ray Data; yield
     (rows, results) per batch, in the shape :class:`~narratives.score.PostScorer`
     returns. Raises if a row comes back twice with different results or not at all."""
-    ray = require_ray()
     import pandas as pd
 
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # score shows its own
-    context.print_on_execution_start = False
+    ray = start_ray(address)
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     cpus = int(resources.get("CPU", 1))

@@ -26,7 +26,7 @@ from . import schema
 from .cache import cache_dir
 from .embcache import EmbeddingCache, cache_name, normalise, text_key
 from .embed import DEFAULT, Embedder
-from .engines import ENGINES, ray_results, require_ray
+from .engines import ENGINES, ray_results, require_ray, start_ray
 from .errors import InputError, OutputError
 from .io import ColumnMapping, read_posts
 from .langid import detect_languages
@@ -292,7 +292,13 @@ def score(
         require_ray()  # before any work
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    read = read_posts(source, columns, encoding=encoding, tz=tz, delimiter=delimiter, split=split)
+    reader: Any = read_posts
+    if engine == "ray":
+        from .ray_io import ray_read_posts
+
+        start_ray(address)
+        reader = ray_read_posts
+    read = reader(source, columns, encoding=encoding, tz=tz, delimiter=delimiter, split=split)
     posts = read.posts
     timings["read_s"] = time.perf_counter() - started
 

@@ -104,3 +104,86 @@ def test_a_killed_ray_worker_loses_and_doubles_no_row(ray_local, sample_result, 
     assert not marker.exists(), "no actor died: the test tested nothing"
     assert sorted(got) == rows.tolist()
     assert np.abs(vectors[rows] - sample_result.embeddings[rows]).max() <= 1e-5
+
+
+def _tricky_inputs(folder) -> list:
+    """Files whose reading has traps: records split across pieces, duplicate ids far
+    apart, malformed and blank lines, separators JSON allows raw, BOMs, legacy encodings,
+    multi-line CSV fields, row groups."""
+    import gzip
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sample = SAMPLE.read_text("utf-8")
+    lines = sample.splitlines()
+    extra = [
+        json.dumps({"post_id": "dup", "page_id": "p", "text": "first", "created_at": "2022-01-05"}),
+        "",
+        "   ",
+        '{"post_id": "x", "text": "unterminated',
+        json.dumps({"post_id": "sep", "text": "a\u2028b\u2029c\x85d", "created_at": "2022-01-01"}),
+        "[1, 2]",
+        json.dumps({"post_id": "dup", "text": "again", "created_at": "2022/1/21 10:31"}),
+    ]
+    mixed = "\r\n".join(lines[:50] + extra[:3] + lines[50:200] + extra[3:] + lines[200:]) + "\n"
+    files = []
+    (folder / "mixed.jsonl").write_text(mixed, "utf-8")
+    files.append((folder / "mixed.jsonl", None))
+    (folder / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + mixed.encode("utf-8"))
+    files.append((folder / "bom.jsonl", None))
+    (folder / "gb.jsonl").write_bytes(sample.encode("gb18030", errors="replace"))
+    files.append((folder / "gb.jsonl", None))
+    with gzip.open(folder / "p.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.write(mixed)
+    files.append((folder / "p.jsonl.gz", None))
+    csv_text = (
+        "ID,BODY,TIME,PAGE\n"
+        '1,"two\nlines, quoted",2022-01-01,a\n'
+        "2,too,many,fields,here\n"
+        "1,dup of one,2022-01-02,a\n"
+        '3,"中文 ""quoted""",2022-01-03,b\n'
+        "\n"
+        "4,,2022-01-04,b\n"
+    )
+    (folder / "p.csv").write_bytes(csv_text.encode("gb18030"))
+    columns = {"post_id": "ID", "text": "BODY", "created_at": "TIME", "page_id": "PAGE"}
+    files.append((folder / "p.csv", columns))
+    rows = [json.loads(x) for x in lines if x.startswith("{") and x.endswith("}")]
+    table = pa.Table.from_pylist([{k: str(v) for k, v in r.items()} for r in rows])
+    pq.write_table(table, folder / "p.parquet", row_group_size=37)
+    files.append((folder / "p.parquet", None))
+    return files
+
+
+def test_ray_data_reads_every_format_as_read_posts_does(ray_local, tmp_path):
+    from narratives.io import read_posts
+    from narratives.ray_io import ray_read_posts
+
+    for path, columns in _tricky_inputs(tmp_path):
+        local = read_posts(path, columns, tz="Asia/Shanghai")
+        # pieces of 2 kB: the sample's 60 kB become about 30 Ray tasks
+        ours = ray_read_posts(path, columns, tz="Asia/Shanghai", piece_bytes=2000)
+        pd.testing.assert_frame_equal(ours.posts, local.posts, obj=path.name)
+        assert ours.info == local.info, path.name
+        assert (local.posts["status"] == "rejected").any(), path.name
+    # the duplicate 500 lines after its first: found across pieces, the reason first
+    posts = read_posts(tmp_path / "mixed.jsonl").posts
+    again = posts[posts["post_id"] == "dup"]
+    assert list(again["status"]) == ["ok", "rejected"]
+    assert again["error"].iloc[1].startswith("duplicate post_id 'dup'")
+
+
+def test_ray_data_reading_refuses_what_read_posts_refuses(ray_local, tmp_path):
+    from narratives.ray_io import ray_read_posts
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "1", "body_text": "hi"}\n', "utf-8")
+    with pytest.raises(InputError, match=r"no text column found.*available: id, body_text"):
+        ray_read_posts(path, piece_bytes=8)
+    with pytest.raises(InputError, match="unknown encoding"):
+        ray_read_posts(path, encoding="klingon")
+    (tmp_path / "empty.jsonl").write_text("", "utf-8")
+    with pytest.raises(InputError, match="no text column found"):
+        ray_read_posts(tmp_path / "empty.jsonl")
