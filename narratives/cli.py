@@ -252,6 +252,39 @@ def pivots(
 
 
 @app.command()
+def timing(
+    scored: Annotated[Path, typer.Argument(help="A directory written by narratives score.")],
+    min_posts: Annotated[int, typer.Option(min=1, help="Fewer posts: no estimate.")] = 50,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Operator timing per page: UTC offset of the working schedule (with a confidence),
+    working hours and breaks in that local time, and pages with alike timing.
+
+    Writes SCORED/timing.parquet (a row per page and one for all pages together) and
+    SCORED/timing_pairs.parquet.
+    """
+    from .timing import TimingConfig, write_timing
+
+    _logging(verbose)
+    try:
+        table, pairs = write_timing(scored, TimingConfig(min_posts=min_posts))
+    except (NarrativesError, ValueError) as exc:
+        _fail(str(exc))
+    for row in table.itertuples():
+        who = "all pages" if row.scope == "all" else row.page_id
+        if row.status != "ok":
+            typer.echo(f"  {who}: {row.status}")
+            continue
+        breaks = ", ".join(row.breaks) if row.breaks else "none found"
+        typer.echo(
+            f"  {who}: UTC{row.utc_offset_hours:+g} (confidence {row.confidence:.2f}), "
+            f"{row.n_posts} posts, works {row.work_start}-{row.work_end}, breaks {breaks}"
+        )
+    typer.echo(f"pairs of pages with alike timing: {len(pairs)}")
+    typer.echo(f"outputs in {scored}/ (timing.parquet, timing_pairs.parquet)")
+
+
+@app.command()
 def report(
     scored: Annotated[Path, typer.Argument(help="A directory written by narratives score.")],
     output: Annotated[
@@ -322,6 +355,24 @@ def eval_pivots(
         result = evaluate(data, seed=seed, baselines=baselines)
     except NarrativesError as exc:
         _fail(str(exc))
+    typer.echo(format_table(result))
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+@eval_app.command("timing")
+def eval_timing(
+    pages: Annotated[int, typer.Option(min=1, help="Generated pages per size.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the generated schedules.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the table here.")] = None,
+) -> None:
+    """UTC offset and lunch-break accuracy on generated schedules of known offset, by
+    posts per page."""
+    import json
+
+    from .timing_eval import evaluate, format_table
+
+    result = evaluate(pages=pages, seed=seed)
     typer.echo(format_table(result))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2) + "\n")

@@ -124,6 +124,9 @@ def report_data(
     drawn = ranked["page_id"].head(cfg.max_pages).tolist()
     detail = _page_details(scored, posts, pivots, drawn, names, cfg)
     rejected = posts.loc[~ok, "error"].fillna("no reason given")
+    timing = _timing(posts, drawn)
+    for entry in detail:
+        entry["timing"] = timing.get(entry["page_id"])
     return {
         "title": "narratives report",
         "source": str(run.get("input", {}).get("source", "")),
@@ -148,6 +151,7 @@ def report_data(
         "drawn_total": len(drawn),
         "pages": detail,
         "mix": _mix_over_time(posts[ok], names, cfg),
+        "timing": timing.get(None),
         "colors": {
             "languages": _palette(langs.index.tolist(), _LANGUAGE_COLORS),
             "narratives": _palette(list(names), _NARRATIVE_COLORS),
@@ -470,6 +474,26 @@ def _examples(
             found = [by_id[x] for x in list(ids if ids is not None else [])[:k] if x in by_id]
             sides.append({"label": label, "kind": str(p.kind), "posts": [post(i) for i in found]})
     return sides
+
+
+def _timing(posts: pd.DataFrame, drawn: list[str]) -> dict[str | None, dict[str, Any]]:
+    """Operator timing of the drawn pages and of all pages together (key None): the
+    estimate and posts per weekday x hour in the inferred local time (UTC without one)."""
+    from .timing import BINS_PER_HOUR, TimingEstimator, week_histogram
+
+    estimator = TimingEstimator()
+    usable = posts[(posts["status"] == "ok") & posts["created_at"].notna()]
+    groups: list[tuple[str | None, pd.Series]] = [(None, usable["created_at"])]
+    chosen = usable[usable["page_id"].isin(drawn)]
+    groups += [(str(p), g["created_at"]) for p, g in chosen.groupby("page_id", sort=True)]
+    out: dict[str | None, dict[str, Any]] = {}
+    for key, times in groups:
+        est = estimator.estimate(times)
+        offset = est["utc_offset_hours"] or 0.0
+        local = estimator.local_profile(week_histogram(times), offset)
+        hours = local.reshape(7, 24, BINS_PER_HOUR).sum(axis=2)
+        out[key] = {**est, "hours": hours.astype(int).tolist()}
+    return out
 
 
 def _clip(text: Any, limit: int) -> str:

@@ -61,7 +61,28 @@ PAGES = pa.schema(
         ("n_pivots", pa.int64()),
         ("top_narratives", pa.list_(NARRATIVE_SCORE)),
         ("pivot_status", pa.string()),
+        # operator timing (narratives.timing, default settings): null below its minimum
+        ("utc_offset_hours", pa.float32()),
+        ("timing_confidence", pa.float32()),
     ]
+)
+
+TIMING = pa.schema(
+    [
+        ("scope", pa.string()),  # "page", or "all" for every page's posts together
+        ("page_id", pa.string()),
+        ("n_posts", pa.int64()),
+        ("utc_offset_hours", pa.float32()),
+        ("confidence", pa.float32()),
+        ("work_start", pa.string()),  # local time, HH:MM
+        ("work_end", pa.string()),
+        ("breaks", pa.list_(pa.string())),  # local time, HH:MM-HH:MM
+        ("status", pa.string()),
+    ]
+)
+
+TIMING_PAIRS = pa.schema(
+    [("page_a", pa.string()), ("page_b", pa.string()), ("similarity", pa.float32())]
 )
 
 

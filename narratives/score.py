@@ -33,6 +33,7 @@ from .langid import detect_languages
 from .pivots import PivotConfig, PivotDetector
 from .rowfile import RowFile
 from .tagger import narrative_mix
+from .timing import page_timing
 from .topics import TOPICS, topic_profiles, topic_prototypes
 
 logger = logging.getLogger(__name__)
@@ -225,6 +226,10 @@ def page_table(posts: pd.DataFrame, pivots: pd.DataFrame, status: dict[str, str]
     frame = pd.DataFrame(rows)
     frame["first_at"] = frame["first_at"].astype("datetime64[us, UTC]")
     frame["last_at"] = frame["last_at"].astype("datetime64[us, UTC]")
+    timing = page_timing(posts)
+    timing = timing[timing["scope"] == "page"].set_index("page_id")
+    frame["utc_offset_hours"] = frame["page_id"].map(timing["utc_offset_hours"]).astype(float)
+    frame["timing_confidence"] = frame["page_id"].map(timing["confidence"]).astype(float)
     return frame
 
 

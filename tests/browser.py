@@ -106,7 +106,8 @@ def visit(
             const svg = d.querySelector('svg.main-svg');
             const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
             return {cls: d.className, width: box.width, height: box.height,
-                    marks: d.querySelectorAll('path.point, g.trace path, path.js-line').length};
+                    marks: d.querySelectorAll(
+                        'path.point, g.trace path, path.js-line, g.hm image').length};
         })"""
     )
     out.title = page.title()

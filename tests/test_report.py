@@ -210,8 +210,8 @@ def test_sample_report_draws_offline_in_chromium(sample_dir, tmp_path):
     assert not seen.console_errors and not seen.page_errors
     expected = (
         (1 if data["pivots"] else 0)
-        + 1
-        + len(data["pages"])
+        + 2  # narrative mix over time, posting hours of all pages
+        + 2 * len(data["pages"])  # timeline and posting hours
         + sum(1 for p in data["pages"] if any(r["mix"] for r in p["regimes"]))
     )
     assert int(seen.state["charts"]) == int(seen.state["drawn"]) == expected

@@ -239,6 +239,42 @@
     chart(sec, 'mix-chart', traces, layout);
   }
 
+  var WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+
+  function timingLine(t) {
+    if (!t) return '';
+    if (t.utc_offset_hours === null) {
+      return 'Posting hours in UTC: ' + t.status + ' to infer a working schedule.';
+    }
+    var off = t.utc_offset_hours;
+    return 'Posting hours in the inferred local time, UTC' + (off >= 0 ? '+' : '') + off +
+      ' (confidence ' + t.confidence + '): works ' + t.work_start + '-' + t.work_end +
+      ', breaks ' + (t.breaks && t.breaks.length ? t.breaks.join(', ') : 'none found') + '.';
+  }
+
+  function heatmap(parent, t, height) {
+    add(parent, el('p', 'meta', timingLine(t)));
+    var hours = [];
+    for (var h = 0; h < 24; h += 1) hours.push((h < 10 ? '0' : '') + h + ':00');
+    chart(parent, 'timing-chart', [{type: 'heatmap', z: t.hours, x: hours, y: WEEKDAYS,
+      colorscale: [[0, '#f7fbff'], [0.5, '#6baed6'], [1, '#08306b']], hovertemplate: '%{y} %{x}: %{z} posts<extra></extra>',
+      colorbar: {title: {text: 'posts'}, thickness: 12}}], {
+      height: height, xaxis: {title: {text: t.utc_offset_hours === null ? 'hour (UTC)' :
+        'hour (local)'}}, yaxis: {autorange: 'reversed'}, margin: {l: 50, r: 20, t: 10, b: 40}});
+  }
+
+  function timingSection() {
+    if (!D.timing) return;
+    var sec = add(root, el('section'));
+    sec.id = 'timing';
+    add(sec, el('h2', null, 'Operator timing, all pages'));
+    add(sec, el('p', 'note', 'Posts per weekday and hour. The UTC offset is the one under ' +
+      'which the posts best fit a generic working week (office hours, a lunch break, ' +
+      'quiet nights and weekends); narratives timing writes it per page. Pages that post ' +
+      'round the clock, or by scheduler, have no meaningful offset: read the confidence.'));
+    heatmap(sec, D.timing, 260);
+  }
+
   function pageSection(parent, p) {
     var sec = add(parent, el('section', 'page'));
     sec.id = 'page-' + Number(p.index);
@@ -258,6 +294,7 @@
     add(sec, el('p', 'meta', note));
     timeline(sec, p);
     regimes(sec, p);
+    if (p.timing) heatmap(sec, p.timing, 220);
     examples(sec, p);
   }
 
@@ -405,6 +442,7 @@
   overview();
   pageTable();
   mixOverTime();
+  timingSection();
   pages();
   draw();
 }());
