@@ -189,11 +189,10 @@ def score(
         f"warned {counts['warned']}  pages {counts['pages']}"
     )
     if counts["rejected"]:
+        from .report import rejection_reasons
+
         reasons = result.posts.loc[result.posts["status"] == "rejected", "error"]
-        top = reasons.str.replace(r"'[^']*'", "'…'", regex=True).str.replace(
-            r"lines? [\d-]+", "line …", regex=True
-        )
-        for reason, n in top.value_counts().head(5).items():
+        for reason, n in rejection_reasons(reasons, top=5).items():
             typer.echo(f"  rejected {n:>7}: {reason}")
     tagged = result.posts["top_narrative"].notna().sum()
     typer.echo(f"posts with a narrative {tagged}")

@@ -287,9 +287,11 @@ def score(
     (:class:`~narratives.rowfile.RowFile`; rows of rejected posts read as zeros): the
     run's memory then grows with the posts' table but not with their vectors.
 
-    ``engine="ray"`` runs the per-post work (language, embedding, topics, tags) on Ray
-    Data, in ``concurrency`` actors (default: one per CPU, or per GPU), on the cluster at
-    ``address`` or a local one (see :mod:`narratives.engines`); the output is the same.
+    ``engine="ray"`` reads a JSONL, CSV or Parquet input with Ray Data tasks
+    (:mod:`narratives.ray_io`) and runs the per-post work (language, embedding, topics,
+    tags) on Ray Data, in ``concurrency`` actors (default: one per CPU, or per GPU), on
+    the cluster at ``address`` or a local one (see :mod:`narratives.engines`); the output
+    is the same.
     """
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")

@@ -122,23 +122,20 @@ class TimingEstimator:
         step = cfg.offset_step_minutes / 60
         count = round((cfg.max_offset_hours - cfg.min_offset_hours) / step) + 1
         self.offsets = cfg.min_offset_hours + step * np.arange(count)
-        self._log_rates = []
+        rows = []
         for day in TEMPLATES.values():
             # weekends at a third of a weekday
             week = np.concatenate([day] * 5 + [0.3 * day + 0.02] * 2)
             week = week / week.sum()
-            self._log_rates.append(np.log((1 - cfg.floor) * week + cfg.floor / WEEK))
+            log_rate = np.log((1 - cfg.floor) * week + cfg.floor / WEEK)
+            # a post in UTC bin b falls in local bin b + shift
+            rows += [np.roll(log_rate, -round(o * BINS_PER_HOUR)) for o in self.offsets]
+        self._log_rates = np.stack(rows)  # (templates x offsets, WEEK)
 
     def log_likelihoods(self, hist: np.ndarray) -> np.ndarray:
         """Log-likelihood of the UTC week histogram under each candidate offset, the best
         of the working-day templates at each."""
-        out = np.full(len(self.offsets), -np.inf)
-        for log_rate in self._log_rates:
-            for i, offset in enumerate(self.offsets):
-                shift = round(offset * BINS_PER_HOUR)
-                # a post in UTC bin b falls in local bin b + shift
-                out[i] = max(out[i], float(hist @ np.roll(log_rate, -shift)))
-        return out
+        return (self._log_rates @ hist).reshape(len(TEMPLATES), len(self.offsets)).max(axis=0)
 
     def estimate(self, times: Any) -> dict[str, Any]:
         """The estimate for one set of posting times (a page, or several pages)."""
