@@ -17,7 +17,7 @@ $(BIN)/narratives: pyproject.toml
 setup: $(BIN)/narratives
 
 sample: setup
-	$(BIN)/narratives score samples/posts.jsonl -o out/sample --force
+	$(BIN)/narratives score samples/posts.jsonl -o out/sample --force --report
 
 lint: setup
 	$(BIN)/ruff check .
