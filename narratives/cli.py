@@ -284,6 +284,52 @@ def timing(
 
 
 @app.command()
+def coordination(
+    scored: Annotated[Path, typer.Argument(help="A directory written by narratives score.")],
+    window_minutes: Annotated[
+        float, typer.Option(min=0.01, help="Largest time between two linked posts.")
+    ] = 10.0,
+    threshold: Annotated[
+        float, typer.Option(help="Smallest embedding cosine of two posts in one language.")
+    ] = 0.94,
+    cross_threshold: Annotated[
+        float, typer.Option(help="Smallest embedding cosine of two posts in two languages.")
+    ] = 0.90,
+    exact_only: Annotated[
+        bool, typer.Option("--exact-only", help="Only identical texts (no embeddings).")
+    ] = False,
+    graphml: Annotated[
+        Path | None, typer.Option(help="Also write the page network as GraphML here.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Posts by different pages that carry the same message (copied, edited or
+    translated) within minutes: clusters, and the page network they imply.
+
+    Writes SCORED/coordination.parquet (a row per post in a cluster) and
+    SCORED/coordination_edges.parquet (page pairs, weighted by the clusters they share).
+    """
+    from .coordination import CoordinationConfig, write_coordination
+
+    _logging(verbose)
+    try:
+        config = CoordinationConfig(
+            window_minutes=window_minutes, threshold=threshold, cross_threshold=cross_threshold
+        )
+        clusters, edges = write_coordination(scored, config, exact_only=exact_only, graphml=graphml)
+    except (NarrativesError, ValueError) as exc:
+        _fail(str(exc))
+    n = clusters["cluster_id"].nunique() if len(clusters) else 0
+    typer.echo(
+        f"clusters {n}  posts in them {len(clusters)}  "
+        f"pages {clusters['page_id'].nunique() if n else 0}  page pairs {len(edges)}"
+    )
+    for row in edges.head(10).itertuples():
+        typer.echo(f"  {row.page_a} ~ {row.page_b}: {row.weight} shared clusters")
+    typer.echo(f"outputs in {scored}/ (coordination.parquet, coordination_edges.parquet)")
+
+
+@app.command()
 def report(
     scored: Annotated[Path, typer.Argument(help="A directory written by narratives score.")],
     output: Annotated[
@@ -372,6 +418,31 @@ def eval_timing(
     from .timing_eval import evaluate, format_table
 
     result = evaluate(pages=pages, seed=seed)
+    typer.echo(format_table(result))
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+@eval_app.command("coordination")
+def eval_coordination(
+    data: Annotated[Path, typer.Option(help="Folder of the external data sets.")] = Path(
+        "../shared/data/external"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the generated dump.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the table here.")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Page-pair precision and recall on a dump with a known coordinated group that posts
+    copied, edited and translated messages among independent pages on the same subjects."""
+    import json
+
+    from .coordination_eval import evaluate, format_table
+
+    _logging(verbose)
+    try:
+        result = evaluate(data, seed=seed)
+    except NarrativesError as exc:
+        _fail(str(exc))
     typer.echo(format_table(result))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2) + "\n")

@@ -152,6 +152,7 @@ def report_data(
         "pages": detail,
         "mix": _mix_over_time(posts[ok], names, cfg),
         "timing": timing.get(None),
+        "coordination": _coordination(scored, posts, cfg),
         "colors": {
             "languages": _palette(langs.index.tolist(), _LANGUAGE_COLORS),
             "narratives": _palette(list(names), _NARRATIVE_COLORS),
@@ -494,6 +495,50 @@ def _timing(posts: pd.DataFrame, drawn: list[str]) -> dict[str | None, dict[str,
         hours = local.reshape(7, 24, BINS_PER_HOUR).sum(axis=2)
         out[key] = {**est, "hours": hours.astype(int).tolist()}
     return out
+
+
+def _coordination(scored: Path, posts: pd.DataFrame, cfg: ReportConfig) -> dict | None:
+    """What narratives coordination found, when it has run: the page pairs that co-post
+    most, and the clusters spanning most pages with their posts."""
+    if not (scored / "coordination.parquet").is_file():
+        return None
+    clusters = pq.read_table(scored / "coordination.parquet").to_pandas()
+    edges = pq.read_table(scored / "coordination_edges.parquet").to_pandas()
+    texts = posts.drop_duplicates("post_id").set_index("post_id")
+    ranked = (
+        clusters.groupby("cluster_id")
+        .agg(pages=("cluster_pages", "first"), n=("cluster_posts", "first"))
+        .sort_values(["pages", "n"], ascending=False, kind="stable")
+        .head(10)
+    )
+    examples = []
+    for cluster_id in ranked.index:
+        members = clusters[clusters["cluster_id"] == cluster_id].head(8)
+        examples.append(
+            {
+                "cluster_id": int(cluster_id),
+                "posts": [
+                    {
+                        "post_id": str(m.post_id),
+                        "page_id": str(m.page_id),
+                        "at": _when(m.created_at),
+                        "lang": _opt(texts["lang"].get(m.post_id)),
+                        "text": _clip(texts["text"].get(m.post_id), cfg.text_chars),
+                    }
+                    for m in members.itertuples(index=False)
+                ],
+            }
+        )
+    return {
+        "clusters": int(clusters["cluster_id"].nunique()),
+        "posts": len(clusters),
+        "pairs": [
+            [str(e.page_a), str(e.page_b), int(e.weight), _when(e.first_at), _when(e.last_at)]
+            for e in edges.head(30).itertuples(index=False)
+        ],
+        "pairs_total": len(edges),
+        "examples": examples,
+    }
 
 
 def _clip(text: Any, limit: int) -> str:

@@ -275,6 +275,46 @@
     heatmap(sec, D.timing, 260);
   }
 
+  function coordinationSection() {
+    var c = D.coordination;
+    if (!c) return;
+    var sec = add(root, el('section'));
+    sec.id = 'coordination';
+    add(sec, el('h2', null, 'Coordination'));
+    add(sec, el('p', 'note', fmt(c.clusters) + ' clusters of posts by different pages ' +
+      'carrying the same message within minutes (copied, edited or translated), ' +
+      fmt(c.posts) + ' posts in them; ' + fmt(c.pairs_total) + ' page pairs share two ' +
+      'or more (narratives coordination).'));
+    if (c.pairs.length) {
+      var t = add(sec, el('table', 'small'));
+      var head = add(add(t, el('thead')), el('tr'));
+      ['page', 'page', 'shared clusters', 'first', 'last'].forEach(function (h) {
+        add(head, el('th', null, h));
+      });
+      var body = add(t, el('tbody'));
+      c.pairs.forEach(function (r) {
+        var tr = add(body, el('tr'));
+        r.forEach(function (v, i) { add(tr, el('td', i === 2 ? 'num' : null, v)); });
+      });
+    }
+    var box = add(sec, el('div', 'examples'));
+    c.examples.forEach(function (cluster) {
+      var col = add(box, el('div', 'side'));
+      add(col, el('h4', null, 'cluster ' + cluster.cluster_id));
+      var list = add(col, el('ul'));
+      cluster.posts.forEach(function (post) {
+        var li = add(list, el('li', 'post'));
+        var meta = add(li, el('div', 'postmeta'));
+        add(meta, el('span', 'time', post.at));
+        var lang = add(meta, el('span', 'chip', post.lang || 'und'));
+        lang.style.borderColor = langColor(post.lang);
+        add(meta, el('span', 'narr', post.page_id));
+        add(meta, el('span', 'pid', post.post_id));
+        add(li, el('div', 'text', post.text));
+      });
+    });
+  }
+
   function pageSection(parent, p) {
     var sec = add(parent, el('section', 'page'));
     sec.id = 'page-' + Number(p.index);
@@ -443,6 +483,7 @@
   pageTable();
   mixOverTime();
   timingSection();
+  coordinationSection();
   pages();
   draw();
 }());
