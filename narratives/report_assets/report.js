@@ -302,16 +302,7 @@
       var col = add(box, el('div', 'side'));
       add(col, el('h4', null, 'cluster ' + cluster.cluster_id));
       var list = add(col, el('ul'));
-      cluster.posts.forEach(function (post) {
-        var li = add(list, el('li', 'post'));
-        var meta = add(li, el('div', 'postmeta'));
-        add(meta, el('span', 'time', post.at));
-        var lang = add(meta, el('span', 'chip', post.lang || 'und'));
-        lang.style.borderColor = langColor(post.lang);
-        add(meta, el('span', 'narr', post.page_id));
-        add(meta, el('span', 'pid', post.post_id));
-        add(li, el('div', 'text', post.text));
-      });
+      cluster.posts.forEach(function (post) { postItem(list, post, post.page_id); });
     });
   }
 
@@ -429,6 +420,18 @@
       margin: {l: 20, r: 20, t: 30, b: 40}});
   }
 
+  // one post in a list: time, language, a label (its narrative or its page), id, text
+  function postItem(list, post, label) {
+    var li = add(list, el('li', 'post'));
+    var meta = add(li, el('div', 'postmeta'));
+    add(meta, el('span', 'time', post.at));
+    var lang = add(meta, el('span', 'chip', post.lang || 'und'));
+    lang.style.borderColor = langColor(post.lang);
+    if (label) add(meta, el('span', 'narr', label));
+    add(meta, el('span', 'pid', post.post_id));
+    add(li, el('div', 'text', post.text));
+  }
+
   function examples(sec, p) {
     var box = add(sec, el('div', 'examples'));
     p.examples.forEach(function (side) {
@@ -436,14 +439,7 @@
       add(col, el('h4', null, side.label + (side.kind ? ' (' + side.kind + ')' : '')));
       var list = add(col, el('ul'));
       side.posts.forEach(function (post) {
-        var li = add(list, el('li', 'post'));
-        var meta = add(li, el('div', 'postmeta'));
-        add(meta, el('span', 'time', post.at));
-        var lang = add(meta, el('span', 'chip', post.lang || 'und'));
-        lang.style.borderColor = langColor(post.lang);
-        if (post.narrative) add(meta, el('span', 'narr', D.narratives[post.narrative] || post.narrative));
-        add(meta, el('span', 'pid', post.post_id));
-        add(li, el('div', 'text', post.text));
+        postItem(list, post, post.narrative && (D.narratives[post.narrative] || post.narrative));
       });
     });
   }
