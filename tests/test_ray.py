@@ -168,7 +168,7 @@ def test_ray_data_reads_every_format_as_read_posts_does(ray_local, tmp_path):
         pd.testing.assert_frame_equal(ours.posts, local.posts, obj=path.name)
         assert ours.info == local.info, path.name
         assert (local.posts["status"] == "rejected").any(), path.name
-    # the duplicate 500 lines after its first: found across pieces, the reason first
+    # the duplicate ~150 lines after its first: found across pieces, the reason first
     posts = read_posts(tmp_path / "mixed.jsonl").posts
     again = posts[posts["post_id"] == "dup"]
     assert list(again["status"]) == ["ok", "rejected"]
