@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .embcache import normalise
+from .timelines import timed_rows
 
 
 @dataclass
@@ -161,12 +162,7 @@ def find_coordination(
     (page pairs, by the clusters they share) from scored posts and their embeddings
     (None: exact copies only)."""
     cfg = config or CoordinationConfig()
-    usable = (
-        (posts["status"] == "ok").to_numpy(dtype=bool)
-        & posts["page_id"].notna().to_numpy(dtype=bool)
-        & posts["created_at"].notna().to_numpy(dtype=bool)
-    )
-    rows = np.flatnonzero(usable)
+    rows = timed_rows(posts)
     times = posts["created_at"].to_numpy(dtype="datetime64[ns]")[rows].astype(np.int64)
     order = np.argsort(times, kind="stable")
     rows, times = rows[order], times[order]

@@ -120,24 +120,36 @@ def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
+def check_encoding(encoding: str) -> None:
+    """Refuse an encoding name Python does not know, before any work."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError as exc:
+        raise InputError(f"unknown encoding {encoding!r}; try utf-8, gb18030, cp1252") from exc
+
+
+def utf8_fit(text: str) -> tuple[int, int]:
+    """Of text decoded as UTF-8 with surrogate escapes: undecodable bytes, and (only
+    counted when there are some) non-ASCII characters that did decode."""
+    bad = sum(1 for ch in text if "\udc80" <= ch <= "\udcff")
+    good = sum(1 for ch in text if "\x80" <= ch < "\udc80" or ch > "\udcff") if bad else 0
+    return bad, good
+
+
 def _decode(data: bytes, encoding: str | None) -> tuple[str, str]:
     """Decode a whole file. Undecodable bytes survive as surrogate escapes (one bad row
     is rejected, not the file); the encoding is detected when UTF-8 does not fit."""
     if encoding:
-        try:
-            codecs.lookup(encoding)
-        except LookupError as exc:
-            raise InputError(f"unknown encoding {encoding!r}; try utf-8, gb18030, cp1252") from exc
+        check_encoding(encoding)
         return data.decode(encoding, errors="surrogateescape"), encoding
     if data.startswith(codecs.BOM_UTF8):
         return data[3:].decode("utf-8", errors="surrogateescape"), "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return data.decode("utf-16", errors="surrogateescape"), "utf-16"
     text = data.decode("utf-8", errors="surrogateescape")
-    bad = sum(1 for ch in text if "\udc80" <= ch <= "\udcff")
+    bad, good = utf8_fit(text)
     if bad == 0:
         return text, "utf-8"
-    good = sum(1 for ch in text if "\x80" <= ch < "\udc80" or ch > "\udcff")
     if good >= bad:
         # Mostly valid multi-byte UTF-8 with a few broken bytes: UTF-8, reject bad rows.
         return text, "utf-8"

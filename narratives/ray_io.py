@@ -44,7 +44,9 @@ from .io import (
     _read_csv,
     _Record,
     _resolve_columns,
+    check_encoding,
     read_posts,
+    utf8_fit,
 )
 from .times import resolve_tz
 
@@ -79,10 +81,7 @@ def ray_read_posts(
     path = Path(source)
     fmt = _format_of(path)
     if encoding:
-        try:
-            codecs.lookup(encoding)
-        except LookupError as exc:
-            raise InputError(f"unknown encoding {encoding!r}; try utf-8, gb18030, cp1252") from exc
+        check_encoding(encoding)
     pieces = _plan(path, fmt, piece_bytes, encoding)
     survey = _survey(ray.data, pieces, encoding, delimiter)
     label = None
@@ -99,22 +98,15 @@ def ray_read_posts(
     for piece, start, line in zip(pieces, starts, lines):
         piece["start_row"], piece["first_line"] = int(start), int(line)
     used = label or encoding
-    built = (
-        ray.data.from_items(pieces, override_num_blocks=len(pieces))
-        .map_batches(
-            cast(Any, _build),  # a function of the batch and fn_kwargs
-            batch_size=1,
-            batch_format="pandas",
-            num_cpus=1,
-            fn_kwargs={
-                "encoding": used,
-                "delimiter": delimiter,
-                "columns": resolved,
-                "source_name": path.name,
-                "tz": tz,
-            },
-        )
-        .to_pandas()
+    built = _per_piece(
+        ray.data,
+        pieces,
+        _build,
+        encoding=used,
+        delimiter=delimiter,
+        columns=resolved,
+        source_name=path.name,
+        tz=tz,
     )
     frame, time_info = _finish(_typed(built), tz)
     info: dict[str, Any] = {"source": str(path), "format": fmt}
@@ -187,19 +179,25 @@ def _survey(data: Any, pieces: list[dict], encoding: str | None, delimiter: str 
         names = json.dumps(parquet.schema_arrow.names)
         zeros = [0] * len(pieces)
         return {"n": counts, "lines": zeros, "columns": [names] * len(pieces)}
-    rows = (
+    rows = _per_piece(data, pieces, _count, encoding=encoding, delimiter=delimiter)
+    rows = rows.sort_values("order")
+    return {k: rows[k].tolist() for k in rows.columns}
+
+
+def _per_piece(data: Any, pieces: list[dict], fn: Any, **kwargs: Any) -> pd.DataFrame:
+    """``fn(piece as a one-row frame, **kwargs)`` run by a Ray Data task per piece, the
+    results gathered (in no set order)."""
+    return (
         data.from_items(pieces, override_num_blocks=len(pieces))
         .map_batches(
-            cast(Any, _count),
+            cast(Any, fn),  # a function of the batch and fn_kwargs
             batch_size=1,
             batch_format="pandas",
             num_cpus=1,
-            fn_kwargs={"encoding": encoding, "delimiter": delimiter},
+            fn_kwargs=kwargs,
         )
         .to_pandas()
-        .sort_values("order")
     )
-    return {k: rows[k].tolist() for k in rows.columns}
 
 
 def _jsonl_encoding(path: Path, pieces: list[dict], survey: dict) -> str:
@@ -248,8 +246,7 @@ def _count(batch: pd.DataFrame, encoding: str | None, delimiter: str | None) -> 
     """Ray task of the first pass, on one piece."""
     piece = batch.iloc[0].to_dict()
     records, columns, extra, text = _records(piece, encoding, delimiter, 1)
-    bad = sum(1 for ch in text if "\udc80" <= ch <= "\udcff") if text else 0
-    good = sum(1 for ch in text if "\x80" <= ch < "\udc80" or ch > "\udcff") if bad else 0
+    bad, good = utf8_fit(text)
     return pd.DataFrame(
         {
             "order": [_order(piece)],

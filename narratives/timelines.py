@@ -30,6 +30,15 @@ class Timeline:
         return np.diff(self.times).astype("timedelta64[s]").astype(np.float64) / 86400.0
 
 
+def timed_rows(posts: pd.DataFrame) -> np.ndarray:
+    """Positions of the posts that take part in timelines: scored, with a page and a time."""
+    return np.flatnonzero(
+        (posts["status"] == "ok").to_numpy(dtype=bool)
+        & posts["page_id"].notna().to_numpy(dtype=bool)
+        & posts["created_at"].notna().to_numpy(dtype=bool)
+    )
+
+
 def page_timelines(
     posts: pd.DataFrame, profiles: np.ndarray, embeddings: Any = None
 ) -> Iterator[Timeline]:
@@ -40,12 +49,7 @@ def page_timelines(
     Only posts with status ``ok``, a page id and a time take part; ties in time keep
     input order, so the result does not depend on how the input was sorted beyond that.
     """
-    usable = (
-        (posts["status"] == "ok").to_numpy(dtype=bool)
-        & posts["page_id"].notna().to_numpy(dtype=bool)
-        & posts["created_at"].notna().to_numpy(dtype=bool)
-    )
-    rows = np.flatnonzero(usable)
+    rows = timed_rows(posts)
     if len(rows) == 0:
         return
     pages = posts["page_id"].to_numpy(dtype=object)[rows].astype(str)
