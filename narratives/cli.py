@@ -292,8 +292,17 @@ def coordination(
     threshold: Annotated[
         float, typer.Option(help="Smallest embedding cosine of two posts in one language.")
     ] = 0.94,
+    margin: Annotated[
+        float,
+        typer.Option(
+            help="Two languages: how far a pair's cosine must stand above what each post "
+            "scores against ordinary posts of the other's language (a ratio; 0: none, "
+            "--cross-threshold everywhere)."
+        ),
+    ] = 1.02,
     cross_threshold: Annotated[
-        float, typer.Option(help="Smallest embedding cosine of two posts in two languages.")
+        float,
+        typer.Option(help="Two languages, where one has too few posts for the margin: cosine."),
     ] = 0.90,
     exact_only: Annotated[
         bool, typer.Option("--exact-only", help="Only identical texts (no embeddings).")
@@ -314,7 +323,10 @@ def coordination(
     _logging(verbose)
     try:
         config = CoordinationConfig(
-            window_minutes=window_minutes, threshold=threshold, cross_threshold=cross_threshold
+            window_minutes=window_minutes,
+            threshold=threshold,
+            margin=margin,
+            cross_threshold=cross_threshold,
         )
         clusters, edges = write_coordination(scored, config, exact_only=exact_only, graphml=graphml)
     except (NarrativesError, ValueError) as exc:

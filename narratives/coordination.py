@@ -4,9 +4,20 @@ copied, lightly edited or translated.
 Two posts are linked when they come from different pages, lie at most ``window_minutes``
 apart, and either carry the same text (after the text cache's normalisation: NFC,
 whitespace runs as one space; found without the encoder) or have multilingual
-embeddings with a cosine of at least ``threshold`` when both are in one language, or
-``cross_threshold`` when they are in two (paraphrases and translations). A
-cluster is a connected group of linked posts; the page network links two pages by the
+embeddings close enough: a cosine of at least ``threshold`` when both are in one language
+(copies, edits, paraphrases); in two languages (translations), a cosine that stands out
+from what each post scores against ordinary posts of the other's language.
+
+That second test is the margin criterion of cross-lingual sentence mining (Artetxe and
+Schwenk, 2019): e5 vectors carry their language, so a Chinese post and its English
+translation may score 0.83 while two unrelated English and Chinese news posts score 0.90,
+and no single cut-off separates them. The margin is the pair's cosine over the mean of
+each post's ``neighbours`` highest cosines with ``reference`` posts of the other language,
+taken away from the moment of the post (outside its window, so that the other copies of
+a campaign do not count as ordinary); translations stand clear of 1, loosely related
+posts do not. Where a language has too few posts for that, ``cross_threshold`` applies.
+
+A cluster is a connected group of linked posts; the page network links two pages by the
 number of clusters both posted in.
 
 The search walks the posts in time order a block at a time and compares each block only
@@ -38,15 +49,29 @@ class CoordinationConfig:
     # in two languages: e5 vectors carry their language, so a translation scores lower
     # than a paraphrase, and the same story told by two outlets in one language higher
     threshold: float = 0.94
+    # two languages: the pair's cosine over the mean of both posts' ``neighbours`` highest
+    # cosines with ``reference`` posts of the other language (outside their window) ...
+    margin: float = 1.02
+    # ... for pairs with a cosine of at least this (a translation in e5 scores >= 0.82)
+    cross_floor: float = 0.82
+    # ... and a plain cosine where a language has fewer than ``neighbours`` such posts
+    # (or everywhere, with margin 0)
     cross_threshold: float = 0.90
+    neighbours: int = 4
+    reference: int = 2048  # posts of each language the neighbour cosines are taken from
     block: int = 1024  # posts compared at a time (memory: block x posts in a window)
     min_weight: int = 2  # clusters two pages share before they are linked: once is chance
 
     def __post_init__(self) -> None:
         if self.window_minutes <= 0:
             raise ValueError("window_minutes must be positive")
-        if not (-1.0 <= self.threshold <= 1.0 and -1.0 <= self.cross_threshold <= 1.0):
-            raise ValueError("threshold and cross_threshold are cosines: between -1 and 1")
+        for name in ("threshold", "cross_floor", "cross_threshold"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a cosine: between -1 and 1")
+        if self.margin < 0:
+            raise ValueError("margin must be >= 0 (1: no closer than usual; 0: no margin test)")
+        if self.neighbours < 1 or self.reference < self.neighbours:
+            raise ValueError("neighbours must be at least 1 and reference at least neighbours")
         if self.block < 1 or self.min_weight < 1:
             raise ValueError("block and min_weight must be at least 1")
 
@@ -74,8 +99,83 @@ def _links(
     same = keys[r] == keys[c]
     if sims is None:
         return mask & same
-    cut = np.where(langs[r] == langs[c], cfg.threshold, cfg.cross_threshold)
+    # pairs in two languages are candidates here; _cross_language decides
+    cut = np.where(langs[r] == langs[c], cfg.threshold, min(cfg.cross_floor, cfg.cross_threshold))
     return mask & (same | (sims >= cut))
+
+
+def neighbour_cosines(
+    vectors: np.ndarray,
+    times: np.ndarray,
+    langs: np.ndarray,
+    queries: np.ndarray,
+    targets: np.ndarray,
+    window: int,
+    cfg: CoordinationConfig,
+) -> np.ndarray:
+    """Per (query post, target language code): the mean of the post's ``neighbours``
+    highest cosines with the target language's reference posts (at most ``reference`` of
+    them, evenly spread in time) that lie more than ``window`` from it; NaN where fewer
+    than ``neighbours`` such posts exist."""
+    out = np.full(len(queries), np.nan)
+    k = cfg.neighbours
+    for lang in np.unique(targets):
+        members = np.flatnonzero(langs == lang)
+        if len(members) < k:
+            continue
+        ref = members[
+            np.unique(np.linspace(0, len(members) - 1, cfg.reference).round().astype(int))
+        ]
+        asked = np.flatnonzero(targets == lang)
+        for a in range(0, len(asked), 4096):
+            part = asked[a : a + 4096]
+            q = queries[part]
+            sims = vectors[q] @ vectors[ref].T
+            sims[np.abs(times[q][:, None] - times[ref][None, :]) <= window] = -np.inf
+            top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
+            out[part] = np.where(np.isfinite(top).all(axis=1), top.mean(axis=1), np.nan)
+    return out
+
+
+def _cross_language(
+    i: np.ndarray,
+    j: np.ndarray,
+    vectors: np.ndarray,
+    times: np.ndarray,
+    keys: np.ndarray,
+    langs: np.ndarray,
+    window: int,
+    cfg: CoordinationConfig,
+) -> np.ndarray:
+    """Which candidate pairs to keep: all but those in two languages (and not the same
+    text) that fail the margin test (see the module), or the plain cosine where there is
+    no margin."""
+    check = np.flatnonzero((langs[i] != langs[j]) & (keys[i] != keys[j]))
+    keep = np.ones(len(i), dtype=bool)
+    if not len(check):
+        return keep
+    a, b = i[check], j[check]
+    cos = np.einsum("ij,ij->i", vectors[a], vectors[b])
+    if cfg.margin == 0:
+        keep[check] = cos >= cfg.cross_threshold
+        return keep
+    # each post against ordinary posts of the other's language, asked once per combination
+    n_langs = int(langs.max()) + 1
+    asked, inverse = np.unique(
+        np.r_[a, b].astype(np.int64) * n_langs + np.r_[langs[b], langs[a]], return_inverse=True
+    )
+    usual = neighbour_cosines(
+        vectors, times, langs, asked // n_langs, asked % n_langs, window, cfg
+    )[inverse]
+    pair_usual = usual.reshape(2, -1).mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        passed = np.where(
+            np.isfinite(pair_usual),
+            (cos >= cfg.cross_floor) & (cos >= cfg.margin * pair_usual),
+            cos >= cfg.cross_threshold,
+        )
+    keep[check] = passed
+    return keep
 
 
 def coordinated_pairs(
@@ -111,7 +211,24 @@ def coordinated_pairs(
             found_j.append(cols[jj])
     if not found_i:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(found_i), np.concatenate(found_j)
+    return _decide(np.concatenate(found_i), np.concatenate(found_j), vectors, times, keys,
+                   langs, window, cfg)  # fmt: skip
+
+
+def _decide(
+    i: np.ndarray,
+    j: np.ndarray,
+    vectors: np.ndarray | None,
+    times: np.ndarray,
+    keys: np.ndarray,
+    langs: np.ndarray,
+    window: int,
+    cfg: CoordinationConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    if vectors is None:
+        return i, j
+    keep = _cross_language(i, j, vectors, times, keys, langs, window, cfg)
+    return i[keep], j[keep]
 
 
 def brute_force_pairs(
@@ -137,7 +254,8 @@ def brute_force_pairs(
         ii, jj = np.nonzero(mask)
         found_i.append(rows[ii])
         found_j.append(jj)
-    return np.concatenate(found_i), np.concatenate(found_j)
+    return _decide(np.concatenate(found_i), np.concatenate(found_j), vectors, times, keys,
+                   langs, window, cfg)  # fmt: skip
 
 
 def clusters_of(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -209,8 +327,13 @@ def find_coordination(
 
 
 def page_edges(clusters: pd.DataFrame, min_weight: int = 1) -> pd.DataFrame:
-    """Page pairs with the number of clusters both posted in (``weight``)."""
-    columns = ["page_a", "page_b", "weight", "first_at", "last_at"]
+    """Page pairs with the number of clusters both posted in (``weight``).
+
+    A pair is kept from ``min_weight`` shared clusters up, or with fewer when both pages
+    are already joined through such pairs (``corroborated``): two outlets may carry the
+    same story once by chance, but a single shared message between two members of a group
+    that co-posts again and again is the group's doing."""
+    columns = ["page_a", "page_b", "weight", "first_at", "last_at", "corroborated"]
     per = clusters.groupby("cluster_id").agg(
         pages=("page_id", lambda s: sorted(set(s))), at=("created_at", "min")
     )
@@ -221,9 +344,32 @@ def page_edges(clusters: pd.DataFrame, min_weight: int = 1) -> pd.DataFrame:
                 entry = pairs.setdefault((page_list[x], page_list[y]), [0, at, at])
                 entry[0] += 1
                 entry[1], entry[2] = min(entry[1], at), max(entry[2], at)
-    rows = [(a, b, w, f, last) for (a, b), (w, f, last) in pairs.items() if w >= min_weight]
+    strong = [pair for pair, (w, _, _) in pairs.items() if w >= min_weight]
+    group = _components(strong)
+    rows = [
+        (a, b, w, f, last, w < min_weight)
+        for (a, b), (w, f, last) in pairs.items()
+        if w >= min_weight or (a in group and group.get(a) == group.get(b))
+    ]
     edges = pd.DataFrame(rows, columns=columns)
     return edges.sort_values(["weight", "page_a", "page_b"], ascending=[False, True, True])
+
+
+def _components(pairs: list[tuple[str, str]]) -> dict[str, int]:
+    """Connected component number of each page of ``pairs``: the largest first, ties by
+    their first page's name."""
+    import networkx as nx
+
+    parts = nx.connected_components(nx.Graph(pairs))
+    ranked = sorted((sorted(part) for part in parts), key=lambda part: (-len(part), part[0]))
+    return {page: k for k, part in enumerate(ranked) for page in part}
+
+
+def network_groups(edges: pd.DataFrame) -> dict[str, str]:
+    """The groups of the page network (coordination_edges.parquet): page id ->
+    ``coordination-K``, K from 1 for the largest group."""
+    pairs = list(zip(edges["page_a"].astype(str), edges["page_b"].astype(str)))
+    return {page: f"coordination-{k + 1}" for page, k in _components(pairs).items()}
 
 
 def write_graphml(edges: pd.DataFrame, path: str | Path) -> Path:
@@ -282,6 +428,8 @@ __all__ = [
     "clusters_of",
     "coordinated_pairs",
     "find_coordination",
+    "neighbour_cosines",
+    "network_groups",
     "page_edges",
     "text_keys",
     "write_coordination",

@@ -15,10 +15,11 @@ other (English, Chinese, Russian, Spanish):
   within ten minutes of a campaign message (so that time alone does not give a group
   away), the rest at any time in the 60 days; the groups' pages post such posts too.
 
-Scored: page pairs linked by at least one shared cluster, against the pairs of group
-pages that posted a message together (precision, recall); and the share of campaign
-postings of each kind (copy, edit, translation) that ended in a cluster with another
-posting of their message.
+Scored: the page pairs :func:`narratives.coordination.page_edges` links, against the pairs
+of group pages that posted a message together (precision, recall); and the share of
+campaign postings of each kind (copy, edit, translation) that ended in a cluster with
+another posting of their message. A second dump, the same without the copied and edited
+messages, asks whether translations alone give the groups away.
 """
 
 from __future__ import annotations
@@ -92,7 +93,6 @@ def build_dump(
     start = pd.Timestamp("2022-03-01", tz="UTC")
     span = 60 * 86400
     rows: list[dict[str, Any]] = []
-    truth: set[tuple[str, str]] = set()
     all_bases = []
     for g in range(groups):
         members = [f"group{g}-{i}" for i in range(group_size)]
@@ -100,7 +100,6 @@ def build_dump(
         all_bases += bases.tolist()
         for m, base in enumerate(bases):
             pages = sorted(rng.choice(members, int(rng.integers(2, 4)), replace=False))
-            truth.update(itertools.combinations(pages, 2))
             translated = m % 3 == 2
             if translated:
                 variants = parallel[int(rng.integers(len(parallel)))]
@@ -132,7 +131,15 @@ def build_dump(
     frame["post_id"] = [f"e{i}" for i in range(len(frame))]
     frame["status"] = "ok"
     frame["lang"] = detect_languages(frame["text"].tolist())[0]
-    return frame, truth
+    return frame, true_pairs(frame)
+
+
+def true_pairs(posts: pd.DataFrame) -> set[tuple[str, str]]:
+    """Pairs of pages that posted one campaign message (``message`` >= 0) together."""
+    truth: set[tuple[str, str]] = set()
+    for _, pages in posts[posts["message"] >= 0].groupby("message")["page_id"]:
+        truth.update(itertools.combinations(sorted(set(pages)), 2))
+    return truth
 
 
 def score_dump(
@@ -157,7 +164,7 @@ def score_dump(
             hits += len(mates) > 1
         recall_by_kind[kind] = round(hits / len(part), 3)
     return {
-        "threshold": f"{config.threshold:g} / {config.cross_threshold:g}",
+        "threshold": f"{config.threshold:g} / {config.margin:g}",
         "precision": round(right / len(found), 3) if found else None,
         "recall": round(right / len(truth), 3),
         "pairs_found": len(found),
@@ -171,16 +178,17 @@ def evaluate(
     *,
     seed: int = 0,
     thresholds: tuple[tuple[float, float], ...] = (
-        (0.92, 0.88),
-        (0.94, 0.86),
-        (0.94, 0.88),
-        (0.94, 0.9),
-        (0.96, 0.88),
+        (0.92, 1.02),
+        (0.94, 1.0),
+        (0.94, 1.02),
+        (0.94, 1.04),
+        (0.96, 1.02),
     ),
     embedder: Any = None,
     **sizes: int,
 ) -> dict[str, Any]:
-    """P/R of page pairs and recall of postings by kind, per threshold (see the module)."""
+    """P/R of page pairs and recall of postings by kind, per (same-language cosine,
+    cross-language margin), then for exact copies only and for translations alone."""
     from .embed import Embedder
 
     posts, truth = build_dump(Path(data), seed=seed, **sizes)
@@ -191,22 +199,33 @@ def evaluate(
         embedder.cache = _open_cache(True, embedder)  # a second run embeds nothing
     vectors = embedder.encode(posts["text"].tolist())
     rows = [
-        score_dump(posts, vectors, truth, CoordinationConfig(threshold=t, cross_threshold=c))
-        for t, c in thresholds
+        score_dump(posts, vectors, truth, CoordinationConfig(threshold=t, margin=m))
+        for t, m in thresholds
     ]
+    plain = score_dump(posts, vectors, truth, CoordinationConfig(margin=0))
+    plain["threshold"] = "0.94 / none: cosine 0.90 in two languages"
     exact = score_dump(posts, None, truth, CoordinationConfig())
     exact["threshold"] = "exact only"
+    alone = ~posts["kind"].isin(["copy", "edit"]).to_numpy()
+    translated = []
+    for config, label in (
+        (CoordinationConfig(), "default"),
+        (CoordinationConfig(margin=0), "no margin"),
+    ):
+        row = score_dump(posts[alone], vectors[alone], true_pairs(posts[alone]), config)
+        row["threshold"] = f"{label}, translated messages alone"
+        translated.append(row)
     return {
         "seed": seed,
         "posts": len(posts),
         "pages": int(posts["page_id"].nunique()),
-        "rows": [*rows, exact],
+        "rows": [*rows, plain, exact, *translated],
     }
 
 
 def format_table(result: dict[str, Any]) -> str:
     lines = [
-        "| threshold one / two languages | precision | recall | pairs found / true "
+        "| cosine one language / margin two | precision | recall | pairs found / true "
         "| copies | edits | translations |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -214,12 +233,12 @@ def format_table(result: dict[str, Any]) -> str:
         k = r["postings_clustered"]
         lines.append(
             f"| {r['threshold']} | {r['precision']} | {r['recall']} | "
-            f"{r['pairs_found']} / {r['pairs_true']} | {k.get('copy')} | {k.get('edit')} | "
-            f"{k.get('translation')} |"
+            f"{r['pairs_found']} / {r['pairs_true']} | {k.get('copy', '-')} | "
+            f"{k.get('edit', '-')} | {k.get('translation', '-')} |"
         )
     return "\n".join(lines) + (
         f"\n({result['posts']} posts on {result['pages']} pages, seed {result['seed']})"
     )
 
 
-__all__ = ["build_dump", "evaluate", "format_table", "score_dump"]
+__all__ = ["build_dump", "evaluate", "format_table", "score_dump", "true_pairs"]
