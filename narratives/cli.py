@@ -254,23 +254,32 @@ def pivots(
 def timing(
     scored: Annotated[Path, typer.Argument(help="A directory written by narratives score.")],
     min_posts: Annotated[int, typer.Option(min=1, help="Fewer posts: no estimate.")] = 50,
+    groups: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV or Parquet with page_id and group columns: a row per group too "
+            "(default: the coordination network's groups, once coordination has run)."
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
-    """Operator timing per page: UTC offset of the working schedule (with a confidence),
-    working hours and breaks in that local time, and pages with alike timing.
+    """Operator timing per page and per group of pages: UTC offset of the working schedule
+    (with a confidence), working hours and breaks in that local time, and pages with
+    alike timing.
 
-    Writes SCORED/timing.parquet (a row per page and one for all pages together) and
-    SCORED/timing_pairs.parquet.
+    Writes SCORED/timing.parquet (a row per page, per group and one for all pages
+    together) and SCORED/timing_pairs.parquet.
     """
-    from .timing import TimingConfig, write_timing
+    from .timing import TimingConfig, read_groups, write_timing
 
     _logging(verbose)
     try:
-        table, pairs = write_timing(scored, TimingConfig(min_posts=min_posts))
+        chosen = read_groups(groups) if groups is not None else None
+        table, pairs = write_timing(scored, TimingConfig(min_posts=min_posts), chosen)
     except (NarrativesError, ValueError) as exc:
         _fail(str(exc))
     for row in table.itertuples():
-        who = "all pages" if row.scope == "all" else row.page_id
+        who = {"all": "all pages", "group": f"group {row.group}"}.get(row.scope, row.page_id)
         if row.status != "ok":
             typer.echo(f"  {who}: {row.status}")
             continue

@@ -69,8 +69,11 @@ PAGES = pa.schema(
 
 TIMING = pa.schema(
     [
-        ("scope", pa.string()),  # "page", or "all" for every page's posts together
+        # "page"; "group" for a group of pages' posts together (the groups of the
+        # coordination network, or the user's); "all" for every page's posts together
+        ("scope", pa.string()),
         ("page_id", pa.string()),
+        ("group", pa.string()),
         ("n_posts", pa.int64()),
         ("utc_offset_hours", pa.float32()),
         ("confidence", pa.float32()),

@@ -24,6 +24,7 @@ Below ``min_posts`` posts a page gets no estimate, and says so.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,16 +246,27 @@ def fingerprint(times: Any, smooth_bins: int = 4) -> np.ndarray:
     return smooth / norm if norm else smooth
 
 
-def page_timing(posts: pd.DataFrame, config: TimingConfig | None = None) -> pd.DataFrame:
-    """timing.parquet: one row per page of scored, timed posts, and one for all of them
-    (``scope`` ``all``, ``page_id`` null)."""
+def page_timing(
+    posts: pd.DataFrame,
+    config: TimingConfig | None = None,
+    groups: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """timing.parquet: one row per page of scored, timed posts, one per group of pages
+    (``groups``: page id -> group name; ``scope`` ``group``, the members' posts together)
+    and one for all of them (``scope`` ``all``, ``page_id`` and ``group`` null)."""
     estimator = TimingEstimator(config)
     usable = posts[(posts["status"] == "ok") & posts["created_at"].notna()]
     rows = []
-    for page_id, group in usable[usable["page_id"].notna()].groupby("page_id", sort=True):
-        rows.append({"scope": "page", "page_id": str(page_id),
-                     **estimator.estimate(group["created_at"])})  # fmt: skip
-    rows.append({"scope": "all", "page_id": None, **estimator.estimate(usable["created_at"])})
+    for page_id, part in usable[usable["page_id"].notna()].groupby("page_id", sort=True):
+        rows.append({"scope": "page", "page_id": str(page_id), "group": None,
+                     **estimator.estimate(part["created_at"])})  # fmt: skip
+    if groups:
+        member = usable["page_id"].astype(str).where(usable["page_id"].notna()).map(dict(groups))
+        for name, part in usable[member.notna()].groupby(member[member.notna()], sort=True):
+            rows.append({"scope": "group", "page_id": None, "group": str(name),
+                         **estimator.estimate(part["created_at"])})  # fmt: skip
+    rows.append({"scope": "all", "page_id": None, "group": None,
+                 **estimator.estimate(usable["created_at"])})  # fmt: skip
     frame = pd.DataFrame(rows)
     frame["utc_offset_hours"] = frame["utc_offset_hours"].astype("float64")
     frame["confidence"] = frame["confidence"].astype("float64")
@@ -289,10 +301,34 @@ def timing_similarity(
     return frame.sort_values(["similarity", "page_a", "page_b"], ascending=[False, True, True])
 
 
+def read_groups(path: str | Path) -> dict[str, str]:
+    """Groups of pages from a CSV or Parquet file with columns ``page_id`` and ``group``."""
+    from .errors import InputError
+
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the groups file {str(path)!r}: {exc}") from exc
+    missing = {"page_id", "group"} - set(frame.columns)
+    if missing:
+        raise InputError(
+            f"the groups file {str(path)!r} lacks column(s) {sorted(missing)}: it needs one "
+            "row per page with page_id and group"
+        )
+    frame = frame.dropna(subset=["page_id", "group"])
+    return dict(zip(frame["page_id"].astype(str), frame["group"].astype(str)))
+
+
 def write_timing(
-    scored_dir: str | Path, config: TimingConfig | None = None
+    scored_dir: str | Path,
+    config: TimingConfig | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """timing.parquet and timing_pairs.parquet in a folder written by narratives score."""
+    """timing.parquet and timing_pairs.parquet in a folder written by narratives score.
+
+    ``groups`` (page id -> group name) adds a row per group; without it, the groups of
+    the coordination network are used when ``narratives coordination`` has run."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -305,7 +341,11 @@ def write_timing(
     columns = ["page_id", "created_at", "status"]
     posts = pq.read_table(scored / "posts.parquet", columns=columns).to_pandas()
     cfg = config or TimingConfig()
-    timing = page_timing(posts, cfg)
+    if groups is None and (scored / "coordination_edges.parquet").is_file():
+        from .coordination import network_groups
+
+        groups = network_groups(pd.read_parquet(scored / "coordination_edges.parquet"))
+    timing = page_timing(posts, cfg, groups)
     pairs = timing_similarity(posts, min_posts=cfg.min_posts)
     for frame, name, arrow in (
         (timing, "timing.parquet", schema.TIMING),
@@ -323,6 +363,7 @@ __all__ = [
     "TimingEstimator",
     "fingerprint",
     "page_timing",
+    "read_groups",
     "timing_similarity",
     "week_histogram",
     "write_timing",

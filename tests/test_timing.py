@@ -61,6 +61,33 @@ def test_week_histogram_bins_utc_quarter_hours():
     assert hist.shape == (672,) and hist[0] == 1 and hist[671] == 1 and hist.sum() == 2
 
 
+def test_a_group_of_pages_is_timed_from_its_posts_together():
+    """Five pages of one Beijing shift, 40 posts each (too few alone), and two pages of a
+    shift in UTC-5: the group's row finds Beijing time from the pooled posts."""
+    rng = np.random.default_rng(4)
+    rows = [(f"op{i}", t) for i in range(5) for t in generate_times(BEIJING_OFFICE, 40, rng)] + [
+        (f"ny{i}", t)
+        for i in range(2)
+        for t in generate_times(
+            Schedule(
+                offset=-5.0, start=9.0, end=17.0, lunch=(12.0, 13.0), dinner=None, weekend=0.1
+            ),
+            40,
+            rng,
+        )
+    ]
+    posts = pd.DataFrame(rows, columns=["page_id", "created_at"]).assign(status="ok")
+    groups = {**{f"op{i}": "operators" for i in range(5)}, "ny0": "ny", "ny1": "ny"}
+    table = page_timing(posts, groups=groups).set_index(["scope", "group"], drop=False)
+    assert table.loc[table["scope"] == "page", "utc_offset_hours"].isna().all()
+    operators = table.loc[("group", "operators")]
+    assert operators["n_posts"] == 200 and abs(operators["utc_offset_hours"] - 8.0) <= 1.0
+    ny = table.loc[("group", "ny")]
+    assert ny["n_posts"] == 80 and abs(ny["utc_offset_hours"] + 5.0) <= 1.0
+    assert table.loc[table["scope"] == "page", "group"].isna().all()
+    assert len(page_timing(posts)) == 8  # without groups: the pages and "all"
+
+
 def test_generated_pages_meet_the_accuracy_target():
     """A small run of the evaluation (the README's has 500 pages per size)."""
     rows = evaluate(sizes=(200,), pages=60, seed=3)["rows"]
@@ -94,3 +121,19 @@ def test_sample_pages_and_the_cli(sample_result, tmp_path):
     ]  # fmt: skip
     bad = CliRunner().invoke(app, ["timing", str(tmp_path)])
     assert bad.exit_code == 2 and "run narratives score first" in bad.output
+
+    groups = tmp_path / "groups.csv"
+    groups.write_text("page_id,group\nlace_boutique,shop\nstarlight_fans,shop\n")
+    result = CliRunner().invoke(app, ["timing", str(out), "--groups", str(groups)])
+    assert result.exit_code == 0 and "group shop: UTC+" in result.output, result.output
+    shop = pq.read_table(out / "timing.parquet").to_pandas().query("scope == 'group'")
+    assert shop["group"].tolist() == ["shop"] and shop["n_posts"].tolist() == [150]
+    # without --groups: the coordination network's groups, once coordination has run
+    pd.DataFrame(
+        {"page_a": ["lace_boutique"], "page_b": ["starlight_fans"], "weight": [2]}
+    ).to_parquet(out / "coordination_edges.parquet")
+    result = CliRunner().invoke(app, ["timing", str(out)])
+    assert "group coordination-1: UTC+" in result.output, result.output
+    groups.write_text("page,group\nlace_boutique,shop\n")
+    bad = CliRunner().invoke(app, ["timing", str(out), "--groups", str(groups)])
+    assert bad.exit_code == 2 and "lacks column(s) ['page_id']" in bad.output
