@@ -478,28 +478,35 @@ def _examples(
 
 
 def _timing(posts: pd.DataFrame, drawn: list[str]) -> dict[str | None, dict[str, Any]]:
-    """Operator timing of the drawn pages and of all pages together (key None): the
-    estimate and posts per weekday x hour in the inferred local time (UTC without one)."""
+    """Operator timing of the drawn pages and of all pages together (key None)."""
+    usable = _usable(posts)
+    out: dict[str | None, dict[str, Any]] = {None: _timed(usable["created_at"])}
+    chosen = usable[usable["page_id"].isin(drawn)]
+    out.update((str(p), _timed(g["created_at"])) for p, g in chosen.groupby("page_id", sort=True))
+    return out
+
+
+def _usable(posts: pd.DataFrame) -> pd.DataFrame:
+    return posts[(posts["status"] == "ok") & posts["created_at"].notna()]
+
+
+def _timed(times: pd.Series) -> dict[str, Any]:
+    """The timing estimate of some posts and their posts per weekday x hour in the
+    inferred local time (UTC without one)."""
     from .timing import BINS_PER_HOUR, TimingEstimator, week_histogram
 
     estimator = TimingEstimator()
-    usable = posts[(posts["status"] == "ok") & posts["created_at"].notna()]
-    groups: list[tuple[str | None, pd.Series]] = [(None, usable["created_at"])]
-    chosen = usable[usable["page_id"].isin(drawn)]
-    groups += [(str(p), g["created_at"]) for p, g in chosen.groupby("page_id", sort=True)]
-    out: dict[str | None, dict[str, Any]] = {}
-    for key, times in groups:
-        est = estimator.estimate(times)
-        offset = est["utc_offset_hours"] or 0.0
-        local = estimator.local_profile(week_histogram(times), offset)
-        hours = local.reshape(7, 24, BINS_PER_HOUR).sum(axis=2)
-        out[key] = {**est, "hours": hours.astype(int).tolist()}
-    return out
+    est = estimator.estimate(times)
+    offset = est["utc_offset_hours"] or 0.0
+    local = estimator.local_profile(week_histogram(times), offset)
+    hours = local.reshape(7, 24, BINS_PER_HOUR).sum(axis=2)
+    return {**est, "hours": hours.astype(int).tolist()}
 
 
 def _coordination(scored: Path, posts: pd.DataFrame, cfg: ReportConfig) -> dict | None:
     """What narratives coordination found, when it has run: the page pairs that co-post
-    most, and the clusters spanning most pages with their posts."""
+    most, the groups of the page network (five largest) with their posts' timing, and
+    the clusters spanning most pages with their posts."""
     if not (scored / "coordination.parquet").is_file():
         return None
     clusters = pq.read_table(scored / "coordination.parquet").to_pandas()
@@ -529,9 +536,19 @@ def _coordination(scored: Path, posts: pd.DataFrame, cfg: ReportConfig) -> dict 
                 ],
             }
         )
+    from .coordination import network_groups
+
+    usable = _usable(posts)
+    groups = []
+    members = pd.Series(network_groups(edges), dtype=object)
+    for name in sorted(set(members), key=lambda g: int(g.rsplit("-", 1)[1]))[:5]:
+        pages = sorted(members.index[members == name])
+        times = usable.loc[usable["page_id"].isin(pages), "created_at"]
+        groups.append({"name": name, "pages": pages, "timing": _timed(times)})
     return {
         "clusters": int(clusters["cluster_id"].nunique()),
         "posts": len(clusters),
+        "groups": groups,
         "pairs": [
             [str(e.page_a), str(e.page_b), int(e.weight), _when(e.first_at), _when(e.last_at)]
             for e in edges.head(30).itertuples(index=False)

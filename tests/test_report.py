@@ -170,9 +170,17 @@ def hostile_dir(embedder, tmp_path_factory) -> Path:
     from narratives import score
 
     base = tmp_path_factory.mktemp("hostile")
+    from narratives.coordination import CoordinationConfig, write_coordination
+
     result = score(_hostile_input(base / "in.jsonl"), embedder=embedder, progress=False)
     assert (result.pivots["page_id"] == EVIL_PAGE).any()  # so its examples are drawn
-    return result.save(base / "scored")
+    scored = result.save(base / "scored")
+    # every post linked to every other page's within a year: the coordination section
+    # (pairs, the group's timing, clusters with their posts) shows the payloads too
+    everything = CoordinationConfig(window_minutes=525_600, threshold=-1.0, min_weight=1)
+    _, edges = write_coordination(scored, everything)
+    assert EVIL_PAGE in set(edges["page_a"]) | set(edges["page_b"])
+    return scored
 
 
 @pytest.mark.parametrize("csp", [True, False], ids=["with-csp", "escaping-alone"])
@@ -196,6 +204,7 @@ def test_hostile_text_shows_literally_and_runs_nothing(hostile_dir, tmp_path, cs
     for payload in PAYLOADS:  # as text, exactly (cafe_sol's examples carry each of them)
         assert payload in text, payload
     assert EVIL_PAGE in text
+    assert "Group coordination-1: 2 pages" in text  # the coordination section was drawn
     assert any(EVIL_PAGE in title for title in state["chart_titles"])  # Plotly's own text
     assert state["drawn"] == state["charts"] and state["failed"] == "0"
 

@@ -297,6 +297,11 @@
         r.forEach(function (v, i) { add(tr, el('td', i === 2 ? 'num' : null, v)); });
       });
     }
+    c.groups.forEach(function (g) {
+      add(sec, el('h3', null, 'Group ' + g.name + ': ' + g.pages.length + ' pages'));
+      add(sec, el('p', 'meta', g.pages.join(', ')));
+      heatmap(sec, g.timing, 220);
+    });
     var box = add(sec, el('div', 'examples'));
     c.examples.forEach(function (cluster) {
       var col = add(box, el('div', 'side'));
