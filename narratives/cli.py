@@ -491,10 +491,22 @@ def train(
             "'torch'; score with the same one."
         ),
     ] = "auto",
+    contrastive: Annotated[
+        bool,
+        typer.Option(
+            "--contrastive",
+            help="Fine-tune the encoder on pairs of the texts first (SetFit style; the "
+            "tagger keeps the encoder and embeds posts with it).",
+        ),
+    ] = False,
+    pairs: Annotated[
+        int, typer.Option(min=2, help="Pairs drawn for --contrastive (time grows with them).")
+    ] = 1000,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
-    """Train a tagger head on labelled posts (frozen embeddings; minutes on a CPU)."""
+    """Train a tagger on labelled posts: a head on frozen embeddings (minutes on a CPU),
+    or with --contrastive on an encoder fine-tuned first."""
     from .finetune import Trainer, TrainingArguments, read_labels
 
     _logging(verbose)
@@ -506,9 +518,10 @@ def train(
         _fail(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     try:
         texts, coarse, fine = read_labels(data, text_col, (label_col, sub_label_col))
+        encoder = "contrastive" if contrastive else "frozen"
         trainer = Trainer(
-            TrainingArguments(min_examples=min_examples, seed=seed),
-            Embedder("default", backend=backend),
+            TrainingArguments(min_examples=min_examples, seed=seed, encoder=encoder, pairs=pairs),
+            Embedder("default", backend="torch" if contrastive else backend),
         )
         tagger = trainer.train(texts, coarse, fine, name=out.name or "trained", taxonomy=taxonomy)
     except NarrativesError as exc:
@@ -518,7 +531,7 @@ def train(
     typer.echo(
         f"trained on {report['n_texts']} texts: {len(tagger.labels)} labels "
         f"(dropped {len(report['dropped_labels'])} with < {min_examples} examples), "
-        f"l2 {report['l2']}"
+        f"l2 {report['l2']}" + (f", encoder fine-tuned on {pairs} pairs" if contrastive else "")
     )
     typer.echo(f"tagger in {out}/ (use: narratives score ... --tagger {out})")
 
@@ -549,7 +562,7 @@ def eval_tagger(
         model = NarrativeTagger.from_pretrained(tagger, embedder, taxonomy)
         model.embedder = model.embedder or embedder
         embeddings = embedder.encode([r["text"] for r in rows])
-        result = evaluate_tagger(model, rows, embeddings, baseline=baseline)
+        result = evaluate_tagger(model, rows, embeddings, baseline=baseline, embedder=embedder)
     except NarrativesError as exc:
         _fail(str(exc))
     typer.echo(format_report(result))

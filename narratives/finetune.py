@@ -6,15 +6,25 @@ string). With two columns, the second holds sub-narratives, each written as
 ``<narrative>: <sub-narrative>`` (SemEval-2025 Task 10's convention); a sub-narrative is
 tied to the narrative its label starts with.
 
-This trains the head only, on frozen embeddings (seconds to minutes on a laptop CPU):
-long texts are cut into chunks and their embeddings averaged. A logistic head per label
-is fitted; its L2 penalty and the decision thresholds (one per level by default, or one
-per label) are chosen on a validation split carved from the training data, for the best
-per-text F1 of the predicted label sets, and the head is then refitted on all the data.
-Sub-narratives are only predicted with their narrative. Labels with fewer than
+By default this trains the head only, on frozen embeddings (seconds to minutes on a
+laptop CPU): long texts are cut into chunks and their embeddings averaged. A logistic head
+per label is fitted; its L2 penalty and the decision thresholds (one per level by default,
+or one per label) are chosen on a validation split carved from the training data, for the
+best per-text F1 of the predicted label sets, and the head is then refitted on all the
+data. Sub-narratives are only predicted with their narrative. Labels with fewer than
 ``min_examples`` examples are dropped and reported. The result is a
 :class:`~narratives.tagger.NarrativeTagger` folder whose taxonomy is the set of labels.
-Contrastive fine-tuning of the encoder body is not implemented yet.
+
+With ``encoder="contrastive"`` the encoder body is fine-tuned first, SetFit style, with
+sentence-transformers' own trainer (its ``SentenceTransformerTrainer`` and
+``CosineSimilarityLoss``; the ``setfit`` library would add a dependency whose multi-label
+pairs and thresholds we need to control anyway): ``pairs`` pairs of training texts (the
+validation split kept out) are drawn, half sharing a label (the label drawn uniformly
+first, so rare labels get their share, ``none`` counting as a label) and half sharing
+none, and the cosine of each pair is trained towards the Jaccard overlap of their label
+sets (1 for the same labels, 0 for none in common). Memory and time grow with ``pairs``,
+not with the square of the texts. The fine-tuned encoder is saved inside the tagger
+folder (safetensors) and embeds the posts the tagger reads.
 """
 
 from __future__ import annotations
@@ -63,6 +73,16 @@ class TrainingArguments:
     #: Characters per chunk of a long text, and the most chunks kept per text.
     chunk_chars: int = 1000
     max_chunks: int = 8
+    #: ``"frozen"``: the head on the encoder's embeddings as they are; ``"contrastive"``:
+    #: fine-tune the encoder on pairs of training texts first (see the module).
+    encoder: str = "frozen"
+    #: Pairs drawn for contrastive fine-tuning: half share a label, half share none.
+    pairs: int = 1000
+    encoder_epochs: int = 1
+    encoder_batch_size: int = 16
+    encoder_learning_rate: float = 2e-5
+    #: Tokens of each text the encoder reads while it is fine-tuned (chunks are cut).
+    encoder_max_tokens: int = 256
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -76,6 +96,14 @@ class TrainingArguments:
             raise ValueError("min_examples and min_val_positives must be at least 1")
         if self.chunk_chars < 50 or self.max_chunks < 1:
             raise ValueError("chunk_chars must be at least 50 and max_chunks at least 1")
+        if self.encoder not in ("frozen", "contrastive"):
+            raise ValueError("encoder must be 'frozen' or 'contrastive'")
+        if self.pairs < 2 or self.encoder_epochs < 1 or self.encoder_batch_size < 1:
+            raise ValueError("pairs must be at least 2, encoder epochs and batch size at least 1")
+        if not 0.0 < self.encoder_learning_rate < 1.0 or self.encoder_max_tokens < 16:
+            raise ValueError(
+                "encoder_learning_rate must lie between 0 and 1, encoder_max_tokens >= 16"
+            )
 
 
 # -- reading labels ----------------------------------------------------------------------
@@ -247,23 +275,30 @@ def taxonomy_labels(
 # -- training ----------------------------------------------------------------------------
 
 
+def chunks(text: str, chunk_chars: int, max_chunks: int) -> list[str]:
+    """A text cut at whitespace near every ``chunk_chars`` characters, at most
+    ``max_chunks`` pieces."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while rest and len(pieces) < max_chunks:
+        cut = len(rest)
+        if cut > chunk_chars:
+            space = rest.rfind(" ", chunk_chars // 2, chunk_chars)
+            cut = space if space > 0 else chunk_chars
+        pieces.append(rest[:cut])
+        rest = rest[cut:].strip()
+    return pieces
+
+
 def embed_long(texts: list[str], embedder, chunk_chars: int, max_chunks: int) -> np.ndarray:
     """Mean of the embeddings of a text's chunks (cut at whitespace near ``chunk_chars``),
     renormalised: the encoder reads at most 512 tokens, news articles run to thousands."""
     pieces: list[str] = []
     owner: list[int] = []
     for i, text in enumerate(texts):
-        rest = text.strip()
-        for _ in range(max_chunks):
-            if not rest:
-                break
-            cut = len(rest)
-            if cut > chunk_chars:
-                space = rest.rfind(" ", chunk_chars // 2, chunk_chars)
-                cut = space if space > 0 else chunk_chars
-            pieces.append(rest[:cut])
+        for piece in chunks(text, chunk_chars, max_chunks):
+            pieces.append(piece)
             owner.append(i)
-            rest = rest[cut:].strip()
     vectors = embedder.encode(pieces)
     out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float64)
     np.add.at(out, np.array(owner), vectors)
@@ -309,6 +344,96 @@ def _level_thresholds(
             if score > best + 1e-12:
                 best, best_t = score, t
     return best_t
+
+
+def contrastive_pairs(
+    y: np.ndarray, n_pairs: int, rng: np.random.Generator
+) -> list[tuple[int, int, float]]:
+    """(i, j, target) pairs of texts with label matrix ``y`` (texts x labels): even draws
+    share a label (one drawn uniformly among those with two texts or more; ``none``, no
+    label, counts as one), odd draws share none; target = Jaccard overlap of the label
+    sets."""
+    sets = np.c_[y.astype(bool), ~y.any(axis=1)]
+    members = [np.flatnonzero(sets[:, c]) for c in range(sets.shape[1])]
+    shared = [c for c in range(sets.shape[1]) if len(members[c]) >= 2]
+    out: list[tuple[int, int, float]] = []
+    for draw in range(n_pairs):
+        if draw % 2 == 0 and shared:
+            c = shared[int(rng.integers(len(shared)))]
+            i, j = (int(v) for v in rng.choice(members[c], 2, replace=False))
+        else:
+            i = int(rng.integers(len(sets)))
+            apart = np.flatnonzero(~(sets & sets[i]).any(axis=1))
+            if not len(apart):
+                continue
+            j = int(apart[int(rng.integers(len(apart)))])
+        overlap = float((sets[i] & sets[j]).sum() / (sets[i] | sets[j]).sum())
+        out.append((i, j, overlap))
+    return out
+
+
+def fine_tune_encoder(
+    embedder, texts: list[str], y: np.ndarray, args: TrainingArguments, folder: Path
+) -> Path:
+    """Fine-tune ``embedder``'s model on pairs of ``texts`` (first chunk of each) and save
+    it as a sentence-transformers folder (safetensors) in ``folder``."""
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+    except ImportError:  # 3.x to 5.x
+        from sentence_transformers.losses import CosineSimilarityLoss  # type: ignore[no-redef]
+
+    pairs = contrastive_pairs(y, args.pairs, np.random.default_rng(args.seed))
+    if not pairs:
+        raise InputError("no pairs to fine-tune on: the texts need at least two labels")
+    first = [(chunks(t, args.chunk_chars, 1) or [""])[0] for t in texts]
+    prompt = embedder.prompt  # e5 reads "query: " before every text, as when embedding
+    data = Dataset.from_dict(
+        {
+            "sentence1": [prompt + first[i] for i, _, _ in pairs],
+            "sentence2": [prompt + first[j] for _, j, _ in pairs],
+            "score": [target for _, _, target in pairs],
+        }
+    )
+    base = embedder.model  # loads the torch model (the onnx backend has none to train)
+    model = SentenceTransformer(
+        embedder._path,
+        device="cpu" if base.device.type == "cpu" else str(base.device),
+        trust_remote_code=False,
+        model_kwargs={"use_safetensors": True},
+    )
+    model.max_seq_length = min(args.encoder_max_tokens, model.max_seq_length or 512)
+    settings = SentenceTransformerTrainingArguments(
+        output_dir=str(folder / "trainer"),
+        num_train_epochs=args.encoder_epochs,
+        per_device_train_batch_size=args.encoder_batch_size,
+        learning_rate=args.encoder_learning_rate,
+        warmup_steps=0.1,
+        seed=args.seed,
+        data_seed=args.seed,
+        save_strategy="no",
+        logging_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=settings, train_dataset=data, loss=CosineSimilarityLoss(model)
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # it prints the run's summary on stdout
+    result = trainer.train()
+    model.max_seq_length = base.max_seq_length  # reads as much as the base when embedding
+    out = folder / "encoder"
+    model.save(str(out), safe_serialization=True)
+    logger.info("encoder fine-tuned on %d pairs, loss %.4f", len(pairs), result.training_loss)
+    return out
 
 
 class Trainer:
@@ -380,7 +505,6 @@ class Trainer:
             taxonomy = taxonomy_from_document(doc, "of the labels")
             y = y[:, keep]
             labels = taxonomy.ids
-        x = self.embed(texts) if embeddings is None else np.asarray(embeddings, np.float32)
         langs = np.array(["all"] * len(texts))
         rng = np.random.default_rng(args.seed)
         parents = [taxonomy.node(lab).parent for lab in labels]
@@ -390,6 +514,28 @@ class Trainer:
         val = rng.random(len(texts)) < args.val_fraction
         if val.sum() < 2 or (~val).sum() < 2:
             raise InputError(f"too few labelled texts ({len(texts)}) for a validation split")
+        encoder_report: dict[str, Any] = {"encoder": args.encoder}
+        if self.embedder is None:
+            from .embed import Embedder
+
+            self.embedder = Embedder("default")
+        reader = self.embedder  # the encoder whose embeddings the head reads
+        if args.encoder == "contrastive":
+            if embeddings is not None:
+                raise InputError("contrastive fine-tuning embeds the texts itself: pass texts")
+            reader = self._fine_tuned([t for t, v in zip(texts, val) if not v], y[~val])
+            encoder_report.update(
+                base_model=self.embedder.model_id,
+                base_version=self.embedder.model_version,
+                pairs=args.pairs,
+                epochs=args.encoder_epochs,
+                learning_rate=args.encoder_learning_rate,
+                max_tokens=args.encoder_max_tokens,
+            )
+        if embeddings is None:
+            x = embed_long(texts, reader, args.chunk_chars, args.max_chunks)
+        else:
+            x = np.asarray(embeddings, np.float32)
         tried: dict[float, tuple[float, np.ndarray]] = {}
         for l2 in args.l2_grid:
             head = _fit_head(
@@ -416,13 +562,49 @@ class Trainer:
             "dropped_labels": dropped,
             "unknown_labels": sorted(unknown),
             "val_size": int(val.sum()),
+            **encoder_report,
         }
-        model = {"model_id": self.embedder.model_id, "model_version": self.embedder.model_version}
+        model = {"model_id": reader.model_id, "model_version": reader.model_version}
         model["dim"] = int(x.shape[1])
         tagger = NarrativeTagger(taxonomy, head, thresholds, model, self.report, kind="trained")
-        tagger.embedder = self.embedder
+        tagger.embedder = reader
         tagger.chunking = {"chunk_chars": args.chunk_chars, "max_chunks": args.max_chunks}
+        if reader is not self.embedder:
+            import shutil
+            import weakref
+
+            tagger.encoder_dir = Path(reader._path)
+            # the encoder (about 470 MB) waits in a temporary folder until saved with the
+            # tagger: removed when the tagger goes (or the process ends)
+            weakref.finalize(tagger, shutil.rmtree, tagger.encoder_dir.parent, True)
         return tagger
 
+    def _fine_tuned(self, texts: list[str], y: np.ndarray):
+        """The embedder of a copy of this trainer's encoder fine-tuned on pairs of
+        ``texts`` (see :func:`fine_tune_encoder`), kept in a temporary folder."""
+        import shutil
+        import tempfile
 
-__all__ = ["Trainer", "TrainingArguments", "embed_long", "label_taxonomy", "read_labels"]
+        from .embed import Embedder
+
+        work = Path(tempfile.mkdtemp(prefix="narratives-encoder-"))
+        try:
+            folder = fine_tune_encoder(self.embedder, texts, y, self.args, work)
+            reader = Embedder(folder, backend="torch", batch_size=self.embedder.batch_size)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        reader.model_id = f"{self.embedder.model_id} (fine-tuned)"
+        return reader
+
+
+__all__ = [
+    "Trainer",
+    "TrainingArguments",
+    "chunks",
+    "contrastive_pairs",
+    "embed_long",
+    "fine_tune_encoder",
+    "label_taxonomy",
+    "read_labels",
+]

@@ -463,7 +463,11 @@ class PostScorer:
         finally:
             embedder.cache = outer
         t = time.perf_counter()
-        tags = self.tagger.tag(embeddings=vectors) if self.tagger is not None else None
+        tags = None
+        if self.tagger is not None and self.tagger.own_encoder:
+            tags = self.tagger.tag(texts=chunk)  # a fine-tuned encoder reads the texts again
+        elif self.tagger is not None:
+            tags = self.tagger.tag(embeddings=vectors)
         timings["tag_s"] += time.perf_counter() - t
         return {
             "lang": [known[k][0] for k in keys],
@@ -535,7 +539,7 @@ def _load_tagger(tagger: Any, embedder: Embedder, taxonomy: str | Path | None):
             )
     if tagger.embedder is None:
         tagger.embedder = embedder
-    tagger.check_embedder(embedder)
+    tagger.check_embedder(embedder)  # not for a tagger with its own fine-tuned encoder
     return tagger
 
 

@@ -12,8 +12,10 @@ set.
 
 A tagger is a folder (``save_pretrained`` / ``from_pretrained``): ``config.json``
 (labels, thresholds, embedding model, metrics), ``head.safetensors`` (weights),
-``taxonomy.json`` and a ``README.md`` model card. Sub-narratives are reported only with
-their narrative.
+``taxonomy.json`` and a ``README.md`` model card; a tagger trained with a fine-tuned
+encoder also holds it (``encoder/``, a sentence-transformers folder in safetensors) and
+embeds the posts it reads with it. Sub-narratives are reported only with their
+narrative.
 """
 
 from __future__ import annotations
@@ -160,6 +162,13 @@ class NarrativeTagger:
         self.embedder: Any = None
         #: for taggers trained on long texts: how texts are cut and pooled (see finetune)
         self.chunking: dict[str, int] | None = None
+        #: a fine-tuned encoder of its own (a sentence-transformers folder), or None: the
+        #: tagger then reads texts, not the scoring run's embeddings
+        self.encoder_dir: Path | None = None
+
+    @property
+    def own_encoder(self) -> bool:
+        return self.encoder_dir is not None
 
     # -- building ---------------------------------------------------------------------
 
@@ -236,6 +245,15 @@ class NarrativeTagger:
         (out / "taxonomy.json").write_text(
             json.dumps(self.taxonomy.document, ensure_ascii=False, indent=2) + "\n", "utf-8"
         )
+        if (
+            self.encoder_dir is not None
+            and self.encoder_dir.resolve() != (out / "encoder").resolve()
+        ):
+            import shutil
+
+            if (out / "encoder").exists():
+                shutil.rmtree(out / "encoder")
+            shutil.copytree(self.encoder_dir, out / "encoder")
         config = {
             "format": FORMAT,
             "kind": self.kind,
@@ -250,6 +268,7 @@ class NarrativeTagger:
             },
             "metrics": self.metrics,
             "chunking": self.chunking,
+            "encoder": None if self.encoder_dir is None else "encoder",
         }
         (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", "utf-8")
         (out / "README.md").write_text(self.model_card(), "utf-8")
@@ -289,11 +308,25 @@ class NarrativeTagger:
         )
         tagger.embedder = embedder
         tagger.chunking = config.get("chunking")
+        if config.get("encoder"):
+            from .embed import Embedder
+
+            folder_of_encoder = path / "encoder"
+            if not (folder_of_encoder / "model.safetensors").is_file():
+                raise ModelError(
+                    f"{str(path)!r}: the tagger's fine-tuned encoder is missing "
+                    "(encoder/model.safetensors); copy the whole tagger folder"
+                )
+            tagger.encoder_dir = folder_of_encoder
+            tagger.embedder = Embedder(folder_of_encoder, backend="torch")
+            tagger.embedder.model_id = config["model"]["model_id"]
         return tagger
 
     # -- inference ----------------------------------------------------------------------
 
     def check_embedder(self, embedder) -> None:
+        if self.own_encoder:
+            return  # it embeds the texts with its own encoder, whatever the run's is
         if embedder is not None and embedder.model_id != self.model.get("model_id"):
             raise ModelError(
                 f"this tagger was built on {self.model.get('model_id')!r} embeddings, not "
@@ -390,11 +423,21 @@ class NarrativeTagger:
             ]
         else:
             m = self.metrics
+            if m.get("encoder") == "contrastive":
+                how = (
+                    f"with its encoder ({m.get('base_model')}, {m.get('base_version')}) "
+                    f"fine-tuned first on {m.get('pairs')} contrastive pairs of the training "
+                    f"texts ({m.get('epochs')} epoch, learning rate {m.get('learning_rate')}, "
+                    f"{m.get('max_tokens')} tokens; saved in `encoder/`), then a head"
+                )
+            else:
+                how = "head only, on frozen embeddings"
             lines += [
-                f"Trained (head only, on frozen embeddings) on {m.get('n_texts')} labelled "
-                f"texts; L2 {m.get('l2')} chosen by cross-validated micro F1 "
-                f"{m.get('cv_micro_f1_by_l2')}; thresholds tuned on a validation split of "
-                f"{m.get('val_size')} texts carved from the training data.",
+                f"Trained ({how}) on {m.get('n_texts')} labelled texts; L2 {m.get('l2')} "
+                "chosen by the samples F1 on the validation split "
+                f"{m.get('val_samples_f1_by_l2')}; thresholds tuned on that split of "
+                f"{m.get('val_size')} texts carved from the training data (kept out of the "
+                "encoder's fine-tuning).",
                 "",
                 f"Labels dropped for too few examples: {m.get('dropped_labels') or 'none'}. "
                 f"Labels in the data that fit no narrative: {m.get('unknown_labels') or 'none'}.",

@@ -85,10 +85,46 @@ def _metrics(truth: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict[str
     }
 
 
-def evaluate_tagger(
-    tagger, rows: list[dict[str, Any]], embeddings: np.ndarray, baseline: bool = True
+def summarize(
+    truth: np.ndarray,
+    pred: np.ndarray,
+    narratives: list[str],
+    langs: np.ndarray,
+    kinds: np.ndarray,
 ) -> dict[str, Any]:
-    """Narrative-level metrics of ``tagger`` (and of the naive baseline) on ``rows``."""
+    """Metrics of narrative-level predictions: micro and macro F1, the false-tag rate
+    (overall and on harmless and near-miss posts), micro F1 by language and the
+    cross-lingual gap (non-English minus English)."""
+    out = _metrics(truth, pred, narratives)
+    english = langs == "en"
+    if english.any() and (~english).any():
+        en = _metrics(truth[english], pred[english], narratives)["micro_f1"]
+        other = _metrics(truth[~english], pred[~english], narratives)["micro_f1"]
+        out["micro_f1_en"], out["micro_f1_non_en"] = en, other
+        out["cross_lingual_gap"] = other - en
+    out["micro_f1_by_lang"] = {
+        lang: _metrics(truth[langs == lang], pred[langs == lang], narratives)["micro_f1"]
+        for lang in sorted(set(langs))
+    }
+    for kind in ("harmless", "near_miss"):
+        part = kinds == kind
+        if part.any():
+            out[f"false_tag_rate_{kind}"] = float(pred[part].any(axis=1).mean())
+    return out
+
+
+def evaluate_tagger(
+    tagger,
+    rows: list[dict[str, Any]],
+    embeddings: np.ndarray,
+    baseline: bool = True,
+    embedder: Any = None,
+) -> dict[str, Any]:
+    """Narrative-level metrics of ``tagger`` (and of the naive baseline) on ``rows``.
+
+    ``embeddings`` are the rows' vectors by ``embedder`` (default: the tagger's), which
+    the baseline compares with its names; a tagger with a fine-tuned encoder of its own
+    reads the texts instead."""
     narratives = [n.id for n in tagger.taxonomy.narratives]
     index = {label: k for k, label in enumerate(narratives)}
     # labels may be given by id or, for taggers trained on named labels, by name
@@ -105,25 +141,14 @@ def evaluate_tagger(
     langs = np.array([r["lang"] for r in rows])
     kinds = np.array([r.get("kind", "") for r in rows])
     columns = [tagger.labels.index(n) for n in narratives]
-    pred = tagger.decide(tagger.predict_proba(embeddings=embeddings))[:, columns]
+    if tagger.own_encoder:
+        proba = tagger.predict_proba(texts=[r["text"] for r in rows])
+    else:
+        proba = tagger.predict_proba(embeddings=embeddings)
+    pred = tagger.decide(proba)[:, columns]
 
     def summary(pred: np.ndarray) -> dict[str, Any]:
-        out = _metrics(truth, pred, narratives)
-        english = langs == "en"
-        if english.any() and (~english).any():
-            en = _metrics(truth[english], pred[english], narratives)["micro_f1"]
-            other = _metrics(truth[~english], pred[~english], narratives)["micro_f1"]
-            out["micro_f1_en"], out["micro_f1_non_en"] = en, other
-            out["cross_lingual_gap"] = other - en
-        out["micro_f1_by_lang"] = {
-            lang: _metrics(truth[langs == lang], pred[langs == lang], narratives)["micro_f1"]
-            for lang in sorted(set(langs))
-        }
-        for kind in ("harmless", "near_miss"):
-            part = kinds == kind
-            if part.any():
-                out[f"false_tag_rate_{kind}"] = float(pred[part].any(axis=1).mean())
-        return out
+        return summarize(truth, pred, narratives, langs, kinds)
 
     result: dict[str, Any] = {
         "n_posts": len(rows),
@@ -132,7 +157,7 @@ def evaluate_tagger(
         "tagger": summary(pred),
     }
     if baseline:
-        embedder = tagger.embedder
+        embedder = embedder or tagger.embedder
         anchors = embedder.encode([tagger.taxonomy.node(n).name for n in narratives])
         cosine = np.asarray(embeddings) @ anchors.T
         best_cut, best_f1 = 0.0, -1.0
@@ -201,4 +226,4 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["evaluate_tagger", "format_report", "load_eval_set", "samples_f1"]
+__all__ = ["evaluate_tagger", "format_report", "load_eval_set", "samples_f1", "summarize"]

@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from narratives.errors import InputError
+from narratives.errors import InputError, ModelError
 from narratives.finetune import (
     Trainer,
     TrainingArguments,
     _level_thresholds,
     _thresholds,
+    contrastive_pairs,
     read_labels,
 )
 from narratives.tagger import NarrativeTagger
@@ -192,3 +193,63 @@ def test_labels_checked_against_a_taxonomy(labelled, embedder):
     bad = [*coarse[:-1], ["Xinjiang genocide denial (typo)"]]
     with pytest.raises(InputError, match=r"1 labels are not in taxonomy china-cib.*typo"):
         Trainer(settings, embedder).train(texts, bad, fine, embeddings=x, taxonomy=tax)
+
+
+def test_contrastive_pairs_share_a_label_or_none():
+    y = np.zeros((40, 3), dtype=bool)
+    y[:30, 0] = True  # a common label
+    y[30:33, 1] = True  # a rare one
+    y[30, 2] = y[31, 2] = True  # two texts with two labels
+    pairs = contrastive_pairs(y, 400, np.random.default_rng(0))
+    assert len(pairs) == 400 and pairs == contrastive_pairs(y, 400, np.random.default_rng(0))
+    sets = np.c_[y, ~y.any(axis=1)]
+    for i, j, target in pairs:
+        assert i != j
+        shared, either = (sets[i] & sets[j]).sum(), (sets[i] | sets[j]).sum()
+        assert target == pytest.approx(shared / either)
+    together = [p for k, p in enumerate(pairs) if k % 2 == 0]
+    assert all(t > 0 for *_, t in together) and all(t == 0 for *_, t in pairs[1::2])
+    # the rare label (3 texts of 40) is drawn like the others: about a quarter of the
+    # pairs that share a label, not 3/40 of them
+    rare = sum(1 for i, j, _ in together if y[i, 1] and y[j, 1])
+    assert rare > 0.15 * len(together)
+    partial = [t for i, j, t in together if y[i, 2] != y[j, 2] and y[i, 1] and y[j, 1]]
+    assert partial and all(t == pytest.approx(0.5) for t in partial)
+
+
+def test_contrastive_fine_tuning_moves_the_encoder_and_travels_with_the_tagger(
+    labelled, embedder, tmp_path
+):
+    """A tiny contrastive run (16 pairs, 32 tokens): the tagger keeps its fine-tuned encoder,
+    embeds texts with it after a round trip, and scoring tags posts with it."""
+    from narratives import score
+
+    texts, coarse, fine = read_labels(labelled)
+    args = TrainingArguments(
+        min_examples=3, encoder="contrastive", pairs=16, encoder_batch_size=8,
+        encoder_max_tokens=32, encoder_learning_rate=1e-4,
+    )  # fmt: skip
+    trainer = Trainer(args, embedder)
+    tagger = trainer.train(texts, coarse, fine, name="tuned")
+    assert tagger.own_encoder and trainer.report["encoder"] == "contrastive"
+    probe = ["Japan keeps pouring radioactive water into the sea", "Nice day at the beach"]
+    assert np.abs(tagger.embedder.encode(probe) - embedder.encode(probe)).max() > 1e-3
+    folder = tagger.save_pretrained(tmp_path / "tuned")
+    assert (folder / "encoder" / "model.safetensors").is_file()
+    assert not list((folder / "encoder").glob("*.bin"))  # safetensors only, no pickle
+    assert "fine-tuned first on 16 contrastive pairs" in (folder / "README.md").read_text()
+    again = NarrativeTagger.from_pretrained(folder, embedder)  # the run's embedder is unused
+    np.testing.assert_allclose(again.predict_proba(probe), tagger.predict_proba(probe), atol=1e-5)
+    again.check_embedder(embedder)  # no error: it reads the texts with its own encoder
+    posts = [{"post_id": f"p{i}", "text": t} for i, t in enumerate(probe)]
+    result = score(posts, embedder=embedder, tagger=str(folder), progress=False)
+    expected = [row["top_narrative"] for row in again.tag(probe)]
+    got = [None if pd.isna(x) else x for x in result.posts["top_narrative"]]
+    assert got == expected and expected[0] is not None
+    (folder / "encoder" / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="fine-tuned encoder is missing"):
+        NarrativeTagger.from_pretrained(folder, embedder)
+    with pytest.raises(InputError, match="embeds the texts itself"):
+        Trainer(args, embedder).train(texts, coarse, fine, embeddings=embedder.encode(texts))
+    with pytest.raises(ValueError, match="encoder must be"):
+        TrainingArguments(encoder="lora")
