@@ -432,6 +432,14 @@ def fine_tune_encoder(
     model.max_seq_length = base.max_seq_length  # reads as much as the base when embedding
     out = folder / "encoder"
     model.save(str(out), safe_serialization=True)
+    # sentence-transformers' own card quotes training texts: labelled posts can be
+    # sensitive, and a tagger folder gets shared; the tagger's card describes the run
+    (out / "README.md").write_text(
+        f"# Encoder of a narratives tagger\n\n{embedder.model_id} fine-tuned by "
+        f"`narratives train --contrastive` on {len(pairs)} pairs; see the tagger's "
+        "README.md (one folder up).\n",
+        "utf-8",
+    )
     logger.info("encoder fine-tuned on %d pairs, loss %.4f", len(pairs), result.training_loss)
     return out
 

@@ -237,6 +237,8 @@ def test_contrastive_fine_tuning_moves_the_encoder_and_travels_with_the_tagger(
     folder = tagger.save_pretrained(tmp_path / "tuned")
     assert (folder / "encoder" / "model.safetensors").is_file()
     assert not list((folder / "encoder").glob("*.bin"))  # safetensors only, no pickle
+    card = (folder / "encoder" / "README.md").read_text()
+    assert not any(t[:40] in card for t in texts)  # no training text quoted
     assert "fine-tuned first on 16 contrastive pairs" in (folder / "README.md").read_text()
     again = NarrativeTagger.from_pretrained(folder, embedder)  # the run's embedder is unused
     np.testing.assert_allclose(again.predict_proba(probe), tagger.predict_proba(probe), atol=1e-5)
