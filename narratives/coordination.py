@@ -99,7 +99,7 @@ def _links(
     same = keys[r] == keys[c]
     if sims is None:
         return mask & same
-    # pairs in two languages are candidates here; _cross_language decides
+    # pairs in two languages are candidates here; _decide decides
     cut = np.where(langs[r] == langs[c], cfg.threshold, min(cfg.cross_floor, cfg.cross_threshold))
     return mask & (same | (sims >= cut))
 
@@ -137,28 +137,28 @@ def neighbour_cosines(
     return out
 
 
-def _cross_language(
+def _decide(
     i: np.ndarray,
     j: np.ndarray,
-    vectors: np.ndarray,
+    vectors: np.ndarray | None,
     times: np.ndarray,
     keys: np.ndarray,
     langs: np.ndarray,
     window: int,
     cfg: CoordinationConfig,
-) -> np.ndarray:
-    """Which candidate pairs to keep: all but those in two languages (and not the same
-    text) that fail the margin test (see the module), or the plain cosine where there is
-    no margin."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs that are links: all but those in two languages (and not the
+    same text) that fail the margin test (see the module), or the plain cosine where
+    there is no margin."""
     check = np.flatnonzero((langs[i] != langs[j]) & (keys[i] != keys[j]))
+    if vectors is None or not len(check):
+        return i, j
     keep = np.ones(len(i), dtype=bool)
-    if not len(check):
-        return keep
     a, b = i[check], j[check]
     cos = np.einsum("ij,ij->i", vectors[a], vectors[b])
     if cfg.margin == 0:
         keep[check] = cos >= cfg.cross_threshold
-        return keep
+        return i[keep], j[keep]
     # each post against ordinary posts of the other's language, asked once per combination
     n_langs = int(langs.max()) + 1
     asked, inverse = np.unique(
@@ -175,7 +175,7 @@ def _cross_language(
             cos >= cfg.cross_threshold,
         )
     keep[check] = passed
-    return keep
+    return i[keep], j[keep]
 
 
 def coordinated_pairs(
@@ -213,22 +213,6 @@ def coordinated_pairs(
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return _decide(np.concatenate(found_i), np.concatenate(found_j), vectors, times, keys,
                    langs, window, cfg)  # fmt: skip
-
-
-def _decide(
-    i: np.ndarray,
-    j: np.ndarray,
-    vectors: np.ndarray | None,
-    times: np.ndarray,
-    keys: np.ndarray,
-    langs: np.ndarray,
-    window: int,
-    cfg: CoordinationConfig,
-) -> tuple[np.ndarray, np.ndarray]:
-    if vectors is None:
-        return i, j
-    keep = _cross_language(i, j, vectors, times, keys, langs, window, cfg)
-    return i[keep], j[keep]
 
 
 def brute_force_pairs(

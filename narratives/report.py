@@ -539,10 +539,12 @@ def _coordination(scored: Path, posts: pd.DataFrame, cfg: ReportConfig) -> dict 
     from .coordination import network_groups
 
     usable = _usable(posts)
+    member = network_groups(edges)
     groups = []
-    members = pd.Series(network_groups(edges), dtype=object)
-    for name in sorted(set(members), key=lambda g: int(g.rsplit("-", 1)[1]))[:5]:
-        pages = sorted(members.index[members == name])
+    for name in [f"coordination-{k}" for k in range(1, 6)]:  # numbered largest first
+        pages = sorted(page for page, group in member.items() if group == name)
+        if not pages:
+            break
         times = usable.loc[usable["page_id"].isin(pages), "created_at"]
         groups.append({"name": name, "pages": pages, "timing": _timed(times)})
     return {
