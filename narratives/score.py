@@ -464,10 +464,8 @@ class PostScorer:
             embedder.cache = outer
         t = time.perf_counter()
         tags = None
-        if self.tagger is not None and self.tagger.own_encoder:
-            tags = self.tagger.tag(texts=chunk)  # a fine-tuned encoder reads the texts again
-        elif self.tagger is not None:
-            tags = self.tagger.tag(embeddings=vectors)
+        if self.tagger is not None:  # one with its own fine-tuned encoder reads the texts
+            tags = self.tagger.tag(texts=chunk, embeddings=vectors)
         timings["tag_s"] += time.perf_counter() - t
         return {
             "lang": [known[k][0] for k in keys],

@@ -343,8 +343,9 @@ class NarrativeTagger:
 
     def predict_proba(self, texts=None, embeddings: np.ndarray | None = None) -> np.ndarray:
         """Probabilities (n, K) of every label (``self.labels``), from texts or from
-        embeddings made by the tagger's model."""
-        if embeddings is None:
+        embeddings made by the tagger's model. Given both, a tagger with a fine-tuned
+        encoder of its own reads the texts (the embeddings come from another encoder)."""
+        if embeddings is None or (self.own_encoder and texts is not None):
             if texts is None:
                 raise ValueError("pass texts or embeddings")
             if self.embedder is None:

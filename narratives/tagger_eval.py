@@ -141,10 +141,7 @@ def evaluate_tagger(
     langs = np.array([r["lang"] for r in rows])
     kinds = np.array([r.get("kind", "") for r in rows])
     columns = [tagger.labels.index(n) for n in narratives]
-    if tagger.own_encoder:
-        proba = tagger.predict_proba(texts=[r["text"] for r in rows])
-    else:
-        proba = tagger.predict_proba(embeddings=embeddings)
+    proba = tagger.predict_proba([r["text"] for r in rows], embeddings)
     pred = tagger.decide(proba)[:, columns]
 
     def summary(pred: np.ndarray) -> dict[str, Any]:

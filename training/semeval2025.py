@@ -71,9 +71,7 @@ def predict(
 ) -> list[tuple[list[str], list[str]]]:
     """Label lists in the task's format; ``plain``: every label at 0.5, no hierarchy. A
     tagger with its own fine-tuned encoder reads ``texts``."""
-    proba = (
-        tagger.predict_proba(texts) if tagger.own_encoder else tagger.predict_proba(embeddings=x)
-    )
+    proba = tagger.predict_proba(texts, embeddings=x)
     tags = proba >= 0.5 if plain else tagger.decide(proba)
     names = [tagger.taxonomy.node(label).name for label in tagger.labels]
     out = []
