@@ -27,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,8 +50,15 @@ _GRID_EDGE, _GRID_MIDDLE = 100, 200
 _PROJECTION_DIMS = 32
 #: Pages up to this many posts are projected exactly (eigenvectors of their Gram matrix).
 _GRAM_POSTS = 256
-#: Floats one chunk of shuffled copies may hold.
-_NULL_ELEMENTS = 4_000_000
+#: Blocks of up to this many posts keep their shuffles, to compute each statistic's null
+#: only when asked (int32 rows: at most 10 MB for 500 shuffles).
+_KEEP_SHUFFLES_POSTS = 5_000
+#: Longer blocks draw their shuffles at most this many post indices at a time.
+_SHUFFLE_ELEMENTS = 2_000_000
+#: Inputs of fewer posts are searched in this process (starting workers costs a second).
+_PARALLEL_POSTS = 20_000
+#: Posts of the pages handed to a worker process at a time.
+_BATCH_POSTS = 4_000
 
 
 @dataclass
@@ -153,54 +161,44 @@ def _split_stats(x: np.ndarray, t: np.ndarray, parts: list[tuple[slice, str]]) -
     return out
 
 
-def _null_maxima(
-    x: np.ndarray,
-    parts: list[tuple[slice, str]],
-    n: int,
-    min_size: int,
-    rng: np.random.Generator,
-) -> list[np.ndarray]:
-    """Largest weighted shift over all splits of each of n shuffled copies of x, per part.
+def _shuffles(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
+    """n shuffled orders of m posts, one per row (drawn a row at a time, so drawing 40 and
+    then 60 gives the same 100 orders as drawing 100 at once)."""
+    return rng.permuted(np.tile(np.arange(m, dtype=np.int32), (n, 1)), axis=1)
 
-    The running sums of the shuffled copies are accumulated one post at a time over all
-    copies at once (numpy's cumsum along the time axis is several times slower) and kept
-    only at the splits looked at; copies are drawn in chunks, so memory stays bounded on
-    very long pages.
+
+def _null_maxima(
+    x: np.ndarray, parts: list[tuple[slice, str]], orders: np.ndarray, min_size: int
+) -> list[np.ndarray]:
+    """Largest weighted shift over all splits of x taken in each of the ``orders`` (rows of
+    shuffled post indices), per part.
+
+    The running sums of each shuffled copy are accumulated one post at a time and the
+    distances computed at the splits looked at, in compiled code
+    (:func:`narratives._nulls.split_maxima`).
     """
+    from ._nulls import split_maxima
+
     m, dim = x.shape
-    t = _positions(m, min_size, grid=True)
+    t = _positions(m, min_size, grid=True).astype(np.int64)
     x32 = np.ascontiguousarray(x, dtype=np.float32)
-    total = x32.sum(axis=0)
     tf = t.astype(np.float64)
-    scale_left = (m / (tf * (m - tf))).astype(np.float32)[:, None, None]
-    scale_total = (1.0 / (m - tf)).astype(np.float32)[:, None, None]
-    weight = np.sqrt(tf * (m - tf) / m).astype(np.float32)[:, None]
-    keep = np.zeros(m + 1, dtype=bool)
-    keep[t] = True
-    chunk = max(1, _NULL_ELEMENTS // (len(t) * dim))
-    maxima: list[list[np.ndarray]] = [[] for _ in parts]
-    for start in range(0, n, chunk):
-        b = min(chunk, n - start)
-        orders = rng.permuted(np.tile(np.arange(m), (b, 1)), axis=1).T
-        left = np.empty((len(t), b, dim), dtype=np.float32)
-        running = np.zeros((b, dim), dtype=np.float32)
-        k = 0
-        for i in range(int(t[-1])):
-            running += x32[orders[i]]
-            if keep[i + 1]:
-                left[k] = running
-                k += 1
-        # mean before minus mean after = left * m / (t (m - t)) - total / (m - t)
-        left *= scale_left
-        left -= total * scale_total
-        for acc, (columns, norm) in zip(maxima, parts):
-            d = left[..., columns]
-            if norm == "tvd":
-                dist = 0.5 * np.abs(d).sum(axis=-1)
-            else:
-                dist = np.sqrt(np.einsum("...i,...i->...", d, d))
-            acc.append((dist * weight).max(axis=0))
-    return [np.concatenate(acc) for acc in maxima]
+    bounds = np.array([columns.indices(dim)[:2] for columns, _ in parts], dtype=np.int64)
+    out = np.zeros((len(parts), len(orders)), dtype=np.float32)
+    split_maxima(
+        x32,
+        np.ascontiguousarray(orders, dtype=np.int32),
+        t,
+        (m / (tf * (m - tf))).astype(np.float32),
+        (1.0 / (m - tf)).astype(np.float32),
+        np.sqrt(tf * (m - tf) / m).astype(np.float32),
+        x32.sum(axis=0),
+        np.ascontiguousarray(bounds[:, 0]),
+        np.ascontiguousarray(bounds[:, 1]),
+        np.array([norm == "tvd" for _, norm in parts]),
+        out,
+    )
+    return list(out)
 
 
 def _jump(n: int) -> int:
@@ -284,7 +282,7 @@ class _Signals:
         self.rng = rng
         self.first_draw = first_draw
         # the signals the permutation tests shuffle, side by side: one shuffle serves all
-        self._joint = np.c_[topic, langs, profiles].astype(np.float32)
+        self._joint = np.hstack([topic, langs, profiles], dtype=np.float32)
         a, b = topic.shape[1], topic.shape[1] + langs.shape[1]
         self._parts = {
             "topic_l2": (slice(0, a), "l2"),
@@ -292,7 +290,7 @@ class _Signals:
             "langs_tvd": (slice(a, b), "tvd"),
             "profiles_tvd": (slice(b, None), "tvd"),
         }
-        self._nulls: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        self._nulls: dict[tuple[int, int], _Nulls] = {}
 
     @classmethod
     def of(cls, timeline: Timeline, rng: np.random.Generator, first_draw: int = 1) -> _Signals:
@@ -300,7 +298,7 @@ class _Signals:
         langs = _language_signal(timeline.langs)
         if timeline.embeddings is None:
             topic = profiles.astype(np.float32)
-            content = np.c_[topic, langs].astype(np.float32)
+            content = np.hstack([topic, langs], dtype=np.float32)
         else:
             emb = np.asarray(timeline.embeddings, dtype=np.float32)
             content = _project(emb, _PROJECTION_DIMS)
@@ -327,23 +325,59 @@ class _Signals:
     def null(self, lo: int, hi: int, name: str, n: int, min_size: int) -> np.ndarray:
         """At least n permutation maxima of the weighted shift of block [lo, hi) for the
         named statistic (``topic_l2``, ``langs_l2``, ``langs_tvd`` or ``profiles_tvd``).
-        All statistics of a block are drawn together, at least ``first_draw`` at once (a
-        pass over the block's posts costs about the same for 20 shuffles as for 100), and
-        more draws are added on demand."""
-        have = self._nulls.get((lo, hi), {})
-        drawn = len(next(iter(have.values()))) if have else 0
-        if drawn < n:
-            names = list(self._parts)
-            fresh = _null_maxima(
-                self._joint[lo:hi],
-                [self._parts[k] for k in names],
-                max(n, self.first_draw) - drawn,
-                min_size,
-                self.rng,
-            )
-            have = {k: np.r_[have.get(k, np.empty(0)), v] for k, v in zip(names, fresh)}
-            self._nulls[(lo, hi)] = have
-        return have[name][:n]
+
+        A block's shuffles are drawn at least ``first_draw`` at once and serve all its
+        statistics; each statistic is computed when first asked for (a page without a
+        candidate change asks only for the penalty's), from the shuffles kept. On blocks
+        too long to keep their shuffles, every statistic is computed as they are drawn.
+        """
+        block = self._nulls.setdefault((lo, hi), _Nulls())
+        m = hi - lo
+        if block.drawn < n:
+            more = max(n, self.first_draw) - block.drawn
+            block.drawn += more
+            if m > _KEEP_SHUFFLES_POSTS:  # compute everything now, keep nothing
+                chunk = max(1, _SHUFFLE_ELEMENTS // m)
+                for start in range(0, more, chunk):
+                    orders = _shuffles(self.rng, m, min(chunk, more - start))
+                    fresh = self._maxima(lo, hi, list(self._parts), orders, min_size)
+                    for key, values in fresh.items():
+                        block.maxima[key] = np.concatenate(
+                            [block.maxima.get(key, np.empty(0)), values]
+                        )
+            else:
+                orders = _shuffles(self.rng, m, more)
+                block.orders = (
+                    orders if block.orders is None else np.concatenate([block.orders, orders])
+                )
+        have = block.maxima.get(name, np.empty(0))
+        if len(have) < n:
+            assert block.orders is not None
+            fresh = self._maxima(lo, hi, [name], block.orders[len(have) :], min_size)
+            have = block.maxima[name] = np.concatenate([have, fresh[name]])
+        return have[:n]
+
+    def _maxima(
+        self, lo: int, hi: int, names: list[str], orders: np.ndarray, min_size: int
+    ) -> dict[str, np.ndarray]:
+        # only the columns these statistics read: the running sums cost as many columns
+        dim = self._joint.shape[1]
+        spans = [self._parts[k][0].indices(dim)[:2] for k in names]
+        first, last = min(a for a, _ in spans), max(b for _, b in spans)
+        parts = [
+            (slice(a - first, b - first), self._parts[k][1]) for k, (a, b) in zip(names, spans)
+        ]
+        maxima = _null_maxima(self._joint[lo:hi, first:last], parts, orders, min_size)
+        return dict(zip(names, maxima))
+
+
+@dataclass
+class _Nulls:
+    """A block's permutation nulls: shuffles drawn, kept shuffles, maxima per statistic."""
+
+    drawn: int = 0
+    orders: np.ndarray | None = None
+    maxima: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -368,9 +402,13 @@ class PivotDetector:
     >>> detector.pivots_                                                      # doctest: +SKIP
     """
 
-    def __init__(self, config: PivotConfig | None = None, **overrides: Any) -> None:
+    def __init__(
+        self, config: PivotConfig | None = None, *, n_jobs: int | None = None, **overrides: Any
+    ) -> None:
         self.config = PivotConfig(**{**asdict(config or PivotConfig()), **overrides})
-        self._tags: np.ndarray | None = None  # per post, its narrative tags (when scored)
+        #: Worker processes; None: all cores for inputs of ``_PARALLEL_POSTS`` posts or more.
+        #: Results do not depend on it.
+        self.n_jobs = n_jobs
 
     # -- the search -------------------------------------------------------------------
 
@@ -530,7 +568,7 @@ class PivotDetector:
             shorter = min(start - bounds[i - 1], bounds[i + 2] - end)
             if end - start > max(cfg.max_burst_posts, cfg.max_burst_share * shorter):
                 continue
-            outer = np.r_[bounds[i - 1] : start, end : bounds[i + 2]]
+            outer = np.concatenate([np.arange(bounds[i - 1], start), np.arange(end, bounds[i + 2])])
             test = self._compare(sig.subset(outer), 0, start - bounds[i - 1], len(outer))
             if not test.valid:
                 return start, end
@@ -548,7 +586,7 @@ class PivotDetector:
         self._tests: dict[tuple[int, int, int], _Change] = {}
         t = _positions(n, cfg.min_posts)
         topic_stat, langs_stat = _split_stats(
-            np.c_[sig.topic, sig.langs],
+            np.hstack([sig.topic, sig.langs]),
             t,
             [(slice(0, sig.topic.shape[1]), "l2"), (slice(sig.topic.shape[1], None), "tvd")],
         )
@@ -586,8 +624,8 @@ class PivotDetector:
                     "language_shift": round(change.language_shift, 4),
                     "before_topic": _topic_name(profiles[before]),
                     "after_topic": _topic_name(profiles[after]),
-                    "before_narratives": narrative_mix(self._tags, timeline.rows[before]),
-                    "after_narratives": narrative_mix(self._tags, timeline.rows[after]),
+                    "before_narratives": narrative_mix(timeline.tags, np.arange(n)[before]),
+                    "after_narratives": narrative_mix(timeline.tags, np.arange(n)[after]),
                 }
             )
         return rows, "ok"
@@ -651,20 +689,47 @@ class PivotDetector:
     ) -> PivotDetector:
         """Detect pivots on every page of scored ``posts`` with their topic ``profiles`` and,
         best, their ``embeddings`` (without them, topic changes are found and tested on the
-        profiles alone, which see less)."""
+        profiles alone, which see less).
+
+        Pages are independent (each draws its permutations from a generator seeded by its
+        own id), so they are shared among ``n_jobs`` worker processes with the same result
+        as in one."""
         if len(profiles) != len(posts):
             raise ValueError("profiles must have one row per post")
         if embeddings is not None and len(embeddings) != len(posts):
             raise ValueError("embeddings must have one row per post")
-        rows: list[dict] = []
-        status: dict[str, str] = {}
-        self._tags = posts["narratives"].to_numpy() if "narratives" in posts else None
-        for timeline in page_timelines(posts, profiles, embeddings):
-            page_rows, status[timeline.page_id] = self.detect_page(timeline)
-            rows.extend(page_rows)
-        self.pivots_ = pivot_frame(rows)
-        self.page_status_ = status
+        timelines = page_timelines(posts, profiles, embeddings)
+        jobs = self._jobs(len(posts))
+        if jobs == 1:
+            results = self._detect_pages(timelines)
+        else:
+            from joblib import Parallel, delayed
+
+            batches = Parallel(n_jobs=jobs, return_as="generator")(
+                delayed(_detect_pages)(self.config, batch) for batch in _batches(timelines)
+            )
+            results = [page for batch in batches for page in batch]
+        self.pivots_ = pivot_frame([row for _, page_rows, _ in results for row in page_rows])
+        self.page_status_ = {page: status for page, _, status in results}
         return self
+
+    def _jobs(self, n_posts: int) -> int:
+        """Worker processes for ``n_posts`` posts: ``n_jobs``, or by default all cores once
+        there are enough posts to repay starting them."""
+        if self.n_jobs is not None:
+            return max(1, self.n_jobs)
+        from joblib import cpu_count
+
+        return cpu_count() if n_posts >= _PARALLEL_POSTS else 1
+
+    def _detect_pages(self, timelines: Iterable[Timeline]) -> list[tuple[str, list[dict], str]]:
+        """(page id, pivot rows, status) of each page, in this process. Linear algebra on a
+        page's small matrices runs on one thread: more only costs (and workers share the
+        cores already)."""
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return [(t.page_id, *self.detect_page(t)) for t in timelines]
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "pivots_"):
@@ -678,6 +743,27 @@ class PivotDetector:
             "pages_too_few_posts": sum(s != "ok" for s in self.page_status_.values()),
             "pivots": len(self.pivots_),
         }
+
+
+def _detect_pages(
+    config: PivotConfig, timelines: list[Timeline]
+) -> list[tuple[str, list[dict], str]]:
+    """A worker's share of :meth:`PivotDetector.fit`."""
+    return PivotDetector(config, n_jobs=1)._detect_pages(timelines)
+
+
+def _batches(timelines: Iterable[Timeline]) -> Iterator[list[Timeline]]:
+    """Consecutive pages, about ``_BATCH_POSTS`` posts at a time."""
+    batch: list[Timeline] = []
+    size = 0
+    for timeline in timelines:
+        batch.append(timeline)
+        size += len(timeline)
+        if size >= _BATCH_POSTS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def _dominant(langs: np.ndarray) -> str | None:

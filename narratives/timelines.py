@@ -21,6 +21,7 @@ class Timeline:
     langs: np.ndarray
     profiles: np.ndarray  # (n, K) topic distributions
     embeddings: np.ndarray | None = None  # (n, d) sentence embeddings, when known
+    tags: np.ndarray | None = None  # per post, its narrative tags, when tagged
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -59,6 +60,7 @@ def page_timelines(
     rows, pages, times = rows[order], pages[order], times[order]
     post_ids = posts["post_id"].to_numpy(dtype=object)
     langs = posts["lang"].to_numpy(dtype=object)
+    tags = posts["narratives"].to_numpy(dtype=object) if "narratives" in posts else None
     starts = np.flatnonzero(np.r_[True, pages[1:] != pages[:-1]])
     ends = np.r_[starts[1:], len(rows)]
     for start, end in zip(starts, ends):
@@ -71,4 +73,5 @@ def page_timelines(
             langs=langs[page_rows],
             profiles=profiles[page_rows],
             embeddings=None if embeddings is None else embeddings[page_rows],
+            tags=None if tags is None else tags[page_rows],
         )

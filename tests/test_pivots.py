@@ -153,6 +153,32 @@ def test_deterministic_and_independent_of_other_pages():
     )
 
 
+def test_worker_processes_give_the_same_pivots():
+    """Pages shared among worker processes: the same pivots, statuses and evidence (the
+    narrative tags each side included) as in one process."""
+    pages = [
+        make_page(f"p{i}", [regime(30, i % K, "en"), regime(25, (i + 5) % K, "zh")], i)
+        for i in range(6)
+    ] + [make_page("short", [regime(5, 2, "en")], 9)]
+    posts = pd.concat([p for p, _ in pages], ignore_index=True)
+    posts["source_row"] = np.arange(len(posts))
+    posts["narratives"] = [
+        [{"id": "us_decline", "score": 0.9}] if lang == "zh" else [] for lang in posts["lang"]
+    ]
+    profiles = np.vstack([f for _, f in pages])
+    emb = embed(posts, profiles.argmax(axis=1), 7)
+    one = PivotDetector(n_jobs=1).fit(posts, profiles, emb)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("narratives.pivots._BATCH_POSTS", 60)  # a batch per page or so
+        two = PivotDetector(n_jobs=2).fit(posts, profiles, emb)
+    assert len(one.pivots_) == 6
+    pd.testing.assert_frame_equal(one.pivots_, two.pivots_)
+    assert one.page_status_ == two.page_status_
+    assert one.page_status_["short"].startswith("too few posts")
+    assert all(row[0]["id"] == "us_decline" for row in one.pivots_["after_narratives"])
+    assert PivotDetector()._jobs(100) == 1  # small inputs stay in this process
+
+
 def test_untimed_and_rejected_posts_are_left_out():
     posts, profiles = make_page("p", [regime(20, 0, "en"), regime(20, 7, "en")], 0)
     posts.loc[5, "created_at"] = pd.NaT
@@ -254,13 +280,14 @@ def test_embeddings_a_run_on_one_story_at_the_start_is_no_pivot():
 def test_null_maxima_match_a_direct_computation():
     """The running-sum kernel of the permutation tests equals splitting each shuffled copy
     by hand."""
-    from narratives.pivots import _null_maxima, _positions
+    from narratives.pivots import _null_maxima, _positions, _shuffles
 
     rng = np.random.default_rng(0)
     x = rng.random((37, 5)).astype(np.float32)
     parts = [(slice(0, 3), "l2"), (slice(3, None), "tvd")]
-    got = _null_maxima(x, parts, 7, 4, np.random.default_rng(1))
-    orders = np.random.default_rng(1).permuted(np.tile(np.arange(37), (7, 1)), axis=1)
+    orders = _shuffles(np.random.default_rng(1), 37, 7)
+    assert sorted(orders[3]) == list(range(37))
+    got = _null_maxima(x, parts, orders, 4)
     for b, order in enumerate(orders):
         y = x[order].astype(np.float64)
         best = [0.0, 0.0]
