@@ -98,10 +98,28 @@ class ScoreResult:
         Each file appears whole or not at all; run.json comes last."""
         with _replacing(out / "pivots.parquet") as tmp:
             pq.write_table(_to_table(self.pivots, schema.PIVOTS), tmp)
+        pages = _to_table(self.pages, schema.PAGES)
+        if (out / "pages.parquet").exists():
+            pages = _with_added_columns(pages, pq.read_table(out / "pages.parquet"))
         with _replacing(out / "pages.parquet") as tmp:
-            pq.write_table(_to_table(self.pages, schema.PAGES), tmp)
+            pq.write_table(pages, tmp)
         with _replacing(out / "run.json") as tmp:
             tmp.write_text(json.dumps(self.run, indent=2, default=str) + "\n")
+
+
+def _with_added_columns(pages: pa.Table, old: pa.Table) -> pa.Table:
+    """``pages`` with the columns later steps added to the ``old`` table of the same pages
+    (``narratives coordination``'s ``coordination_clusters``), matched by page id; a page
+    the old table lacks gets nulls."""
+    extra = [c for c in old.column_names if c not in pages.column_names]
+    if not extra:
+        return pages
+    where = {page: i for i, page in enumerate(old.column("page_id").to_pylist())}
+    rows = pa.array([where.get(page) for page in pages.column("page_id").to_pylist()],
+                    type=pa.int64())  # fmt: skip
+    for name in extra:
+        pages = pages.append_column(old.schema.field(name), old.column(name).take(rows))
+    return pages
 
 
 @contextlib.contextmanager

@@ -137,6 +137,19 @@ def test_cli_on_the_sample(sample_result, tmp_path):
     assert (out / "coordination.parquet").is_file() and graph.read_text().startswith("<?xml")
     bad = CliRunner().invoke(app, ["coordination", str(out), "--window-minutes", "0"])
     assert bad.exit_code == 2
+    # re-running pivot detection keeps the pages' coordination clusters (a window of
+    # 70 days finds some on the sample's pages)
+    loose = ["coordination", str(out), "--window-minutes", "100000", "--threshold", "0.9"]
+    assert CliRunner().invoke(app, loose).exit_code == 0
+    before = pd.read_parquet(out / "pages.parquet")
+    assert before["coordination_clusters"].map(len).sum() > 0
+    rerun = CliRunner().invoke(app, ["pivots", str(out), "--min-posts", "36"])
+    assert rerun.exit_code == 0, rerun.output
+    after = pd.read_parquet(out / "pages.parquet")
+    assert after["pivot_status"].str.startswith("too few posts").any()
+    assert after["coordination_clusters"].map(list).tolist() == (
+        before["coordination_clusters"].map(list).tolist()
+    )
 
 
 def test_evaluation_finds_the_groups_among_pages_on_the_same_subjects(embedder):
