@@ -3,7 +3,8 @@ a page's signals, and at every split looked at, the weighted distance between th
 before and after it, per part of the signal. See :func:`narratives.pivots._null_maxima`.
 
 Kept apart so that ``import narratives`` does not pay for importing numba; the compiled
-code is cached on disk (``cache=True``) after the first run.
+code is cached on disk (``cache=True``: beside this file, or numba's user cache folder)
+after the first run.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, fastmath=True, nogil=True)
-def split_maxima(
+def _split_maxima(
     x: np.ndarray,  # (m, dim) float32
     orders: np.ndarray,  # (b, m) int32: each row a shuffled order of the m posts
     t: np.ndarray,  # (T,) int64: splits looked at, increasing
@@ -56,3 +56,9 @@ def split_maxima(
                 if s > out[q, p]:
                     out[q, p] = s
             k += 1
+
+
+try:
+    split_maxima = njit(cache=True, fastmath=True, nogil=True)(_split_maxima)
+except RuntimeError:  # nowhere to write the cache (a read-only install): compile each run
+    split_maxima = njit(fastmath=True, nogil=True)(_split_maxima)
