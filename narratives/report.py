@@ -124,7 +124,8 @@ def report_data(
     drawn = ranked["page_id"].head(cfg.max_pages).tolist()
     detail = _page_details(scored, posts, pivots, drawn, names, cfg)
     rejected = posts.loc[~ok, "error"].fillna("no reason given")
-    timing = _timing(posts, drawn)
+    stored = _stored_timing(scored)
+    timing = _timing(posts, drawn, stored)
     for entry in detail:
         entry["timing"] = timing.get(entry["page_id"])
     return {
@@ -152,7 +153,7 @@ def report_data(
         "pages": detail,
         "mix": _mix_over_time(posts[ok], names, cfg),
         "timing": timing.get(None),
-        "coordination": _coordination(scored, posts, cfg),
+        "coordination": _coordination(scored, posts, cfg, stored),
         "colors": {
             "languages": _palette(langs.index.tolist(), _LANGUAGE_COLORS),
             "narratives": _palette(list(names), _NARRATIVE_COLORS),
@@ -477,12 +478,52 @@ def _examples(
     return sides
 
 
-def _timing(posts: pd.DataFrame, drawn: list[str]) -> dict[str | None, dict[str, Any]]:
+def _stored_timing(scored: Path) -> pd.DataFrame | None:
+    """timing.parquet, when narratives timing has run: the report shows its estimates
+    (made with the user's settings and groups) rather than estimating again."""
+    path = scored / "timing.parquet"
+    return pq.read_table(path).to_pandas() if path.is_file() else None
+
+
+def _estimate(stored: pd.DataFrame | None, scope: str, key: str | None) -> dict | None:
+    """The stored estimate of a page (``scope`` "page"), a group or all pages, or None."""
+    if stored is None:
+        return None
+    column = {"page": "page_id", "group": "group"}.get(scope)
+    rows = stored[stored["scope"] == scope]
+    if column is not None:
+        rows = rows[rows[column] == key]
+    if len(rows) != 1:
+        return None
+    row = rows.iloc[0]
+
+    def number(value: Any) -> float | None:
+        return None if value is None or pd.isna(value) else round(float(value), 3)
+
+    return {
+        "n_posts": int(row["n_posts"]),
+        "utc_offset_hours": number(row["utc_offset_hours"]),
+        "confidence": number(row["confidence"]),
+        "work_start": _opt(row["work_start"]),
+        "work_end": _opt(row["work_end"]),
+        "breaks": None if row["breaks"] is None else [str(b) for b in row["breaks"]],
+        "status": _opt(row["status"]),
+    }
+
+
+def _timing(
+    posts: pd.DataFrame, drawn: list[str], stored: pd.DataFrame | None = None
+) -> dict[str | None, dict[str, Any]]:
     """Operator timing of the drawn pages and of all pages together (key None)."""
     usable = _usable(posts)
-    out: dict[str | None, dict[str, Any]] = {None: _timed(usable["created_at"])}
+    out: dict[str | None, dict[str, Any]] = {
+        None: _timed(usable["created_at"], _estimate(stored, "all", None))
+    }
     chosen = usable[usable["page_id"].isin(drawn)]
-    out.update((str(p), _timed(g["created_at"])) for p, g in chosen.groupby("page_id", sort=True))
+    out.update(
+        (str(p), _timed(g["created_at"], _estimate(stored, "page", str(p))))
+        for p, g in chosen.groupby("page_id", sort=True)
+    )
     return out
 
 
@@ -490,20 +531,24 @@ def _usable(posts: pd.DataFrame) -> pd.DataFrame:
     return posts[(posts["status"] == "ok") & posts["created_at"].notna()]
 
 
-def _timed(times: pd.Series) -> dict[str, Any]:
-    """The timing estimate of some posts and their posts per weekday x hour in the
-    inferred local time (UTC without one)."""
+def _timed(times: pd.Series, est: dict | None = None) -> dict[str, Any]:
+    """The timing estimate of some posts (``est``, as timing.parquet has it, or made now
+    with the default settings) and their posts per weekday x hour in the inferred local
+    time (UTC without one)."""
     from .timing import BINS_PER_HOUR, TimingEstimator, week_histogram
 
     estimator = TimingEstimator()
-    est = estimator.estimate(times)
+    if est is None:
+        est = estimator.estimate(times)
     offset = est["utc_offset_hours"] or 0.0
     local = estimator.local_profile(week_histogram(times), offset)
     hours = local.reshape(7, 24, BINS_PER_HOUR).sum(axis=2)
     return {**est, "hours": hours.astype(int).tolist()}
 
 
-def _coordination(scored: Path, posts: pd.DataFrame, cfg: ReportConfig) -> dict | None:
+def _coordination(
+    scored: Path, posts: pd.DataFrame, cfg: ReportConfig, stored: pd.DataFrame | None = None
+) -> dict | None:
     """What narratives coordination found, when it has run: the page pairs that co-post
     most, the groups of the page network (five largest) with their posts' timing, and
     the clusters spanning most pages with their posts."""
@@ -546,7 +591,10 @@ def _coordination(scored: Path, posts: pd.DataFrame, cfg: ReportConfig) -> dict 
         if not pages:
             break
         times = usable.loc[usable["page_id"].isin(pages), "created_at"]
-        groups.append({"name": name, "pages": pages, "timing": _timed(times)})
+        est = _estimate(stored, "group", name)
+        if est is not None and est["n_posts"] != len(times):  # another network's group
+            est = None
+        groups.append({"name": name, "pages": pages, "timing": _timed(times, est)})
     return {
         "clusters": int(clusters["cluster_id"].nunique()),
         "posts": len(clusters),

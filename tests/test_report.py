@@ -87,6 +87,32 @@ def test_report_data_matches_the_scored_tables(sample_dir, sample_result):
     assert sum(lang["posts"] for lang in data["mix"]["languages"]) == len(timed)
 
 
+def test_report_shows_the_timing_narratives_timing_wrote(sample_dir, tmp_path):
+    """Once narratives timing has run, the report shows its estimates (made with the
+    user's settings) for all pages, each page and each coordination group, not estimates
+    of its own with the defaults."""
+    import shutil
+
+    from narratives.coordination import CoordinationConfig, write_coordination
+    from narratives.timing import TimingConfig, write_timing
+
+    scored = tmp_path / "scored"
+    shutil.copytree(sample_dir, scored)
+    default = report_data(scored)
+    assert default["timing"]["utc_offset_hours"] is not None  # 375 posts: enough
+    write_coordination(scored, CoordinationConfig(window_minutes=100_000, threshold=0.9))
+    write_timing(scored, TimingConfig(min_posts=10_000))
+    data = report_data(scored)
+    shown = [data["timing"], *(p["timing"] for p in data["pages"])]
+    shown += [g["timing"] for g in data["coordination"]["groups"]]
+    assert len(data["coordination"]["groups"]) >= 1
+    for timing in shown:
+        assert timing["utc_offset_hours"] is None
+        assert timing["status"].startswith("too few posts") and "< 10000" in timing["status"]
+        assert len(timing["hours"]) == 7 and sum(map(sum, timing["hours"])) > 0
+    assert data["timing"]["n_posts"] == default["timing"]["n_posts"]
+
+
 def test_long_timelines_are_sampled_with_the_pivots_kept(sample_dir):
     data = report_data(sample_dir, config=ReportConfig(max_points=12, max_pages=2))
     assert len(data["pages"]) == 2 and data["drawn_total"] == 2
