@@ -112,14 +112,16 @@ class PivotConfig:
             raise ValueError("max_burst_posts, merge_within and n_examples must be >= 0")
 
 
-def _tvd(a: np.ndarray, b: np.ndarray) -> float:
+def _tvd(a: np.ndarray, b: np.ndarray | float) -> float:
     return float(0.5 * np.abs(a - b).sum())
 
 
-def _page_rng(seed: int, page_id: str) -> np.random.Generator:
-    """A generator per page, so a page's result does not depend on the other pages."""
+def _page_entropy(seed: int, page_id: str) -> tuple[int, ...]:
+    """The seed of a page's random draws: a page's result does not depend on the other
+    pages, and each block's shuffles come from a generator seeded by this and the block
+    (:meth:`_Signals.null`), so they do not depend on which tests ran before."""
     digest = hashlib.blake2b(page_id.encode("utf-8"), digest_size=8).digest()
-    return np.random.default_rng([seed, int.from_bytes(digest, "little")])
+    return (seed, int.from_bytes(digest, "little"))
 
 
 def _positions(m: int, min_size: int, grid: bool = False) -> np.ndarray:
@@ -275,11 +277,11 @@ class _Signals:
         topic: np.ndarray,
         profiles: np.ndarray,
         langs: np.ndarray,
-        rng: np.random.Generator,
+        entropy: tuple[int, ...],
         first_draw: int = 1,
     ) -> None:
         self.content, self.topic, self.profiles, self.langs = content, topic, profiles, langs
-        self.rng = rng
+        self.entropy = entropy
         self.first_draw = first_draw
         # the signals the permutation tests shuffle, side by side: one shuffle serves all
         self._joint = np.hstack([topic, langs, profiles], dtype=np.float32)
@@ -291,9 +293,17 @@ class _Signals:
             "profiles_tvd": (slice(b, None), "tvd"),
         }
         self._nulls: dict[tuple[int, int], _Nulls] = {}
+        #: running sums of the topic profiles and languages (row i: the first i posts), for
+        #: the mean mixes of any block
+        self.mixes = np.concatenate(
+            [
+                np.zeros((1, profiles.shape[1] + langs.shape[1])),
+                np.cumsum(np.hstack([profiles, langs], dtype=np.float64), axis=0),
+            ]
+        )
 
     @classmethod
-    def of(cls, timeline: Timeline, rng: np.random.Generator, first_draw: int = 1) -> _Signals:
+    def of(cls, timeline: Timeline, entropy: tuple[int, ...], first_draw: int = 1) -> _Signals:
         profiles = np.asarray(timeline.profiles, dtype=np.float64)
         langs = _language_signal(timeline.langs)
         if timeline.embeddings is None:
@@ -306,19 +316,20 @@ class _Signals:
                 topic = _project(_without_language_means(emb, timeline.langs), _PROJECTION_DIMS)
             else:
                 topic = content
-        return cls(content, topic, profiles, langs, rng, first_draw)
+        return cls(content, topic, profiles, langs, entropy, first_draw)
 
     def __len__(self) -> int:
         return len(self.profiles)
 
-    def subset(self, rows: np.ndarray) -> _Signals:
-        """The posts at ``rows`` as a page of their own (the same generator, fresh nulls)."""
+    def subset(self, rows: np.ndarray, key: tuple[int, ...]) -> _Signals:
+        """The posts at ``rows`` as a page of their own, with fresh nulls drawn from
+        generators seeded by the page's and ``key`` (which names the subset)."""
         return _Signals(
             self.content[rows],
             self.topic[rows],
             self.profiles[rows],
             self.langs[rows],
-            self.rng,
+            (*self.entropy, len(self), *key),
             self.first_draw,
         )
 
@@ -331,7 +342,10 @@ class _Signals:
         candidate change asks only for the penalty's), from the shuffles kept. On blocks
         too long to keep their shuffles, every statistic is computed as they are drawn.
         """
-        block = self._nulls.setdefault((lo, hi), _Nulls())
+        if (lo, hi) not in self._nulls:
+            rng = np.random.default_rng([*self.entropy, lo, hi])
+            self._nulls[(lo, hi)] = _Nulls(rng)
+        block = self._nulls[(lo, hi)]
         m = hi - lo
         if block.drawn < n:
             more = max(n, self.first_draw) - block.drawn
@@ -339,14 +353,14 @@ class _Signals:
             if m > _KEEP_SHUFFLES_POSTS:  # compute everything now, keep nothing
                 chunk = max(1, _SHUFFLE_ELEMENTS // m)
                 for start in range(0, more, chunk):
-                    orders = _shuffles(self.rng, m, min(chunk, more - start))
+                    orders = _shuffles(block.rng, m, min(chunk, more - start))
                     fresh = self._maxima(lo, hi, list(self._parts), orders, min_size)
                     for key, values in fresh.items():
                         block.maxima[key] = np.concatenate(
                             [block.maxima.get(key, np.empty(0)), values]
                         )
             else:
-                orders = _shuffles(self.rng, m, more)
+                orders = _shuffles(block.rng, m, more)
                 block.orders = (
                     orders if block.orders is None else np.concatenate([block.orders, orders])
                 )
@@ -373,8 +387,10 @@ class _Signals:
 
 @dataclass
 class _Nulls:
-    """A block's permutation nulls: shuffles drawn, kept shuffles, maxima per statistic."""
+    """A block's permutation nulls: its generator, shuffles drawn, kept shuffles, maxima
+    per statistic."""
 
+    rng: np.random.Generator
     drawn: int = 0
     orders: np.ndarray | None = None
     maxima: dict[str, np.ndarray] = field(default_factory=dict)
@@ -461,6 +477,15 @@ class PivotDetector:
             self._tests[key] = self._compare(sig, lo, at, hi)
         return self._tests[key]
 
+    @staticmethod
+    def _shifts(sig: _Signals, lo: int, at: int, hi: int) -> tuple[float, float]:
+        """How far the topic mix and the language mix move between [lo, at) and [at, hi)
+        (total variation distances)."""
+        mixes = sig.mixes
+        d = (mixes[at] - mixes[lo]) / (at - lo) - (mixes[hi] - mixes[at]) / (hi - at)
+        k = sig.profiles.shape[1]
+        return _tvd(d[:k], 0.0), _tvd(d[k:], 0.0)
+
     def _compare(self, sig: _Signals, lo: int, at: int, hi: int) -> _Change:
         """Compare regimes [lo, at) and [at, hi): shifts, permutation p-values, verdict.
 
@@ -477,13 +502,10 @@ class PivotDetector:
         scale = math.sqrt(n_left * (m - n_left) / m)
         regimes = min(n_left, m - n_left) >= cfg.min_posts
 
-        def shift(x: np.ndarray) -> float:
-            return _tvd(x[lo:at].mean(axis=0), x[at:hi].mean(axis=0))
-
         def p_value(name: str, observed: float) -> float:
             return self._p_value(sig, lo, hi, name, observed * scale) if regimes else 1.0
 
-        language_shift, topic_shift = shift(sig.langs), shift(sig.profiles)
+        topic_shift, language_shift = self._shifts(sig, lo, at, hi)
         language_p = topic_p = 1.0
         if language_shift >= cfg.min_language_shift:
             language_p = p_value("langs_tvd", language_shift)
@@ -534,26 +556,34 @@ class PivotDetector:
         return p
 
     def _validate(self, sig: _Signals, points: list[int]) -> list[_Change]:
+        """Remove invalid changes one at a time, weakest first (by the larger of its two
+        shifts over their minima), then the bursts. A change whose shifts are both below
+        their minima is invalid and weaker than any whose shifts are not: while one is
+        left, it goes without testing the others (their permutation tests would be
+        drawn for blocks that are about to change)."""
+        cfg = self.config
         n = len(sig)
         points = sorted(points)
+
+        def strength(topic: float, language: float, at: int) -> tuple[float, int]:
+            return max(topic / cfg.min_topic_shift, language / cfg.min_language_shift), at
+
         while True:
             bounds = [0, *points, n]
+            small = []
+            for lo, at, hi in zip(bounds, bounds[1:], bounds[2:]):
+                topic, language = self._shifts(sig, lo, at, hi)
+                if topic < cfg.min_topic_shift and language < cfg.min_language_shift:
+                    small.append(strength(topic, language, at))
+            if small:
+                points.remove(min(small)[1])
+                continue
             changes = [
-                self._test(sig, bounds[i], bounds[i + 1], bounds[i + 2]) for i in range(len(points))
+                self._test(sig, lo, at, hi) for lo, at, hi in zip(bounds, bounds[1:], bounds[2:])
             ]
-            weak = [c for c in changes if not c.valid]
+            weak = [strength(c.topic_shift, c.language_shift, c.at) for c in changes if not c.valid]
             if weak:
-                weakest = min(
-                    weak,
-                    key=lambda c: (
-                        max(
-                            c.topic_shift / self.config.min_topic_shift,
-                            c.language_shift / self.config.min_language_shift,
-                        ),
-                        c.at,
-                    ),
-                )
-                points.remove(weakest.at)
+                points.remove(min(weak)[1])
                 continue
             burst = self._find_burst(sig, bounds)
             if burst is None:
@@ -569,7 +599,8 @@ class PivotDetector:
             if end - start > max(cfg.max_burst_posts, cfg.max_burst_share * shorter):
                 continue
             outer = np.concatenate([np.arange(bounds[i - 1], start), np.arange(end, bounds[i + 2])])
-            test = self._compare(sig.subset(outer), 0, start - bounds[i - 1], len(outer))
+            key = (bounds[i - 1], start, end, bounds[i + 2])
+            test = self._compare(sig.subset(outer, key), 0, start - bounds[i - 1], len(outer))
             if not test.valid:
                 return start, end
         return None
@@ -582,7 +613,7 @@ class PivotDetector:
         n = len(timeline)
         if n < 2 * cfg.min_posts:
             return [], f"too few posts ({n} < {2 * cfg.min_posts})"
-        sig = _Signals.of(timeline, _page_rng(cfg.seed, timeline.page_id), cfg.n_permutations)
+        sig = _Signals.of(timeline, _page_entropy(cfg.seed, timeline.page_id), cfg.n_permutations)
         self._tests: dict[tuple[int, int, int], _Change] = {}
         t = _positions(n, cfg.min_posts)
         topic_stat, langs_stat = _split_stats(

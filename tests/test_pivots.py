@@ -299,6 +299,28 @@ def test_null_maxima_match_a_direct_computation():
         np.testing.assert_allclose([got[0][b], got[1][b]], best, rtol=1e-4)
 
 
+def test_a_blocks_null_does_not_depend_on_the_tests_before_it():
+    """Each block draws its shuffles from its own generator (page and block), so the
+    validation may skip tests without changing the others' p-values."""
+    from narratives.pivots import _Signals
+
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 6)).astype(np.float32)
+    langs = np.ones((60, 1))
+    profiles = rng.dirichlet(np.ones(4), size=60)
+
+    def signals():
+        return _Signals(x, x, profiles, langs, (0, 123), first_draw=99)
+
+    alone = signals().null(10, 50, "topic_l2", 99, 4)
+    busy = signals()
+    busy.null(0, 60, "profiles_tvd", 99, 4)
+    busy.null(0, 30, "topic_l2", 499, 4)
+    np.testing.assert_array_equal(busy.null(10, 50, "topic_l2", 99, 4), alone)
+    other_page = _Signals(x, x, profiles, langs, (0, 124), first_draw=99)
+    assert not np.array_equal(other_page.null(10, 50, "topic_l2", 99, 4), alone)
+
+
 def test_projection_keeps_distances_between_regimes():
     """Short pages are projected exactly; long ones keep the distance of a real shift."""
     from narratives.pivots import _project
