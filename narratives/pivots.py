@@ -112,10 +112,6 @@ class PivotConfig:
             raise ValueError("max_burst_posts, merge_within and n_examples must be >= 0")
 
 
-def _tvd(a: np.ndarray, b: np.ndarray | float) -> float:
-    return float(0.5 * np.abs(a - b).sum())
-
-
 def _page_entropy(seed: int, page_id: str) -> tuple[int, ...]:
     """The seed of a page's random draws: a page's result does not depend on the other
     pages, and each block's shuffles come from a generator seeded by this and the block
@@ -323,7 +319,8 @@ class _Signals:
 
     def subset(self, rows: np.ndarray, key: tuple[int, ...]) -> _Signals:
         """The posts at ``rows`` as a page of their own, with fresh nulls drawn from
-        generators seeded by the page's and ``key`` (which names the subset)."""
+        generators seeded by the page's seed, its length and ``key``, which names the
+        subset."""
         return _Signals(
             self.content[rows],
             self.topic[rows],
@@ -482,9 +479,9 @@ class PivotDetector:
         """How far the topic mix and the language mix move between [lo, at) and [at, hi)
         (total variation distances)."""
         mixes = sig.mixes
-        d = (mixes[at] - mixes[lo]) / (at - lo) - (mixes[hi] - mixes[at]) / (hi - at)
+        gap = np.abs((mixes[at] - mixes[lo]) / (at - lo) - (mixes[hi] - mixes[at]) / (hi - at))
         k = sig.profiles.shape[1]
-        return _tvd(d[:k], 0.0), _tvd(d[k:], 0.0)
+        return float(0.5 * gap[:k].sum()), float(0.5 * gap[k:].sum())
 
     def _compare(self, sig: _Signals, lo: int, at: int, hi: int) -> _Change:
         """Compare regimes [lo, at) and [at, hi): shifts, permutation p-values, verdict.
