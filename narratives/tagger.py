@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "narratives-tagger/1"
 #: Version of the zero-shot recipe: cached default taggers of another are rebuilt.
-ZERO_SHOT_RECIPE = 4
+ZERO_SHOT_RECIPE = 5
 DEFAULT_TAGGER = "default"
 #: L2 penalty of the logistic heads (on unit-length embeddings).
 L2 = 1e-5
@@ -150,6 +150,7 @@ class NarrativeTagger:
         model: dict[str, Any],
         metrics: dict[str, Any] | None = None,
         kind: str = "zero-shot",
+        gate: tuple[_Head, float] | None = None,
     ) -> None:
         self.taxonomy = taxonomy
         self.labels = taxonomy.ids
@@ -159,6 +160,9 @@ class NarrativeTagger:
         self.model = model  # {"model_id", "model_version", "dim"}
         self.metrics = metrics or {}
         self.kind = kind
+        #: the zero-shot tagger's gate: a head telling posts that carry a narrative from
+        #: those that carry none, and its threshold (see predict_proba)
+        self.gate = gate
         self.embedder: Any = None
         #: for taggers trained on long texts: how texts are cut and pooled (see finetune)
         self.chunking: dict[str, int] | None = None
@@ -213,16 +217,30 @@ class NarrativeTagger:
         for k, label in enumerate(labels):
             thresholds[k], f1 = _best_threshold(held_out[:, k], y[:, k] > 0)
             per_label[label] = {"threshold": float(thresholds[k]), "held_out_f1": round(f1, 4)}
+        # the gate: any narrative against none, calibrated the same way. The heads above
+        # tell one narrative's subject from another's; the gate tells a post that pushes
+        # one from ordinary news on the same subjects (the `none` exemplars)
+        carries = (y.sum(axis=1) > 0).astype(np.float32)[:, None]
+        gate_held_out = np.zeros(len(y), dtype=np.float32)
+        for lang in folds:
+            test = langs_arr == lang
+            gate_held_out[test] = _fit_head(x[~test], carries[~test], langs_arr[~test]).proba(
+                x[test]
+            )[:, 0]
+        in_folds = np.isin(langs_arr, folds)
+        gate_threshold, gate_f1 = _best_threshold(gate_held_out[in_folds], carries[in_folds, 0] > 0)
         head = _fit_head(x, y, langs_arr)
+        gate = _fit_head(x, carries, langs_arr)
         metrics = {
             "calibration": "leave-one-language-out over the taxonomy's exemplars "
             f"({', '.join(folds)})",
             "n_exemplars": len(texts),
             "labels": per_label,
+            "gate": {"threshold": gate_threshold, "held_out_f1": round(gate_f1, 4)},
         }
         model = {"model_id": embedder.model_id, "model_version": embedder.model_version}
         model["dim"] = int(x.shape[1])
-        tagger = cls(taxonomy, head, thresholds, model, metrics)
+        tagger = cls(taxonomy, head, thresholds, model, metrics, gate=(gate, gate_threshold))
         tagger.embedder = embedder
         return tagger
 
@@ -233,15 +251,17 @@ class NarrativeTagger:
 
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {
-                "weight": self.head.weight,
-                "bias": self.head.bias,
-                "center": self.head.center,
-                "nuisance": self.head.nuisance,
-            },
-            str(out / "head.safetensors"),
-        )
+        tensors = {
+            "weight": self.head.weight,
+            "bias": self.head.bias,
+            "center": self.head.center,
+            "nuisance": self.head.nuisance,
+        }
+        if self.gate is not None:
+            gate = self.gate[0]
+            tensors.update(gate_weight=gate.weight, gate_bias=gate.bias)
+            tensors.update(gate_center=gate.center, gate_nuisance=gate.nuisance)
+        save_file(tensors, str(out / "head.safetensors"))
         (out / "taxonomy.json").write_text(
             json.dumps(self.taxonomy.document, ensure_ascii=False, indent=2) + "\n", "utf-8"
         )
@@ -260,6 +280,7 @@ class NarrativeTagger:
             "labels": self.labels,
             "parents": self.parents,
             "thresholds": [round(float(t), 4) for t in self.thresholds],
+            "gate_threshold": None if self.gate is None else round(float(self.gate[1]), 4),
             "model": self.model,
             "taxonomy": {
                 "id": self.taxonomy.id,
@@ -298,6 +319,19 @@ class NarrativeTagger:
             raise ModelError(f"{str(path)!r}: taxonomy.json does not match the tagger's labels")
         tensors = load_file(str(path / "head.safetensors"))
         head = _Head(tensors["weight"], tensors["bias"], tensors["center"], tensors["nuisance"])
+        gate = None
+        if config.get("gate_threshold") is not None:
+            if "gate_weight" not in tensors:
+                raise ModelError(
+                    f"{str(path)!r}: config.json names a gate that head.safetensors lacks"
+                )
+            gate_head = _Head(
+                tensors["gate_weight"],
+                tensors["gate_bias"],
+                tensors["gate_center"],
+                tensors["gate_nuisance"],
+            )
+            gate = (gate_head, float(config["gate_threshold"]))
         tagger = cls(
             taxonomy_obj,
             head,
@@ -305,6 +339,7 @@ class NarrativeTagger:
             config["model"],
             config.get("metrics"),
             config.get("kind", "trained"),
+            gate,
         )
         tagger.embedder = embedder
         tagger.chunking = config.get("chunking")
@@ -344,7 +379,10 @@ class NarrativeTagger:
     def predict_proba(self, texts=None, embeddings: np.ndarray | None = None) -> np.ndarray:
         """Probabilities (n, K) of every label (``self.labels``), from texts or from
         embeddings made by the tagger's model. Given both, a tagger with a fine-tuned
-        encoder of its own reads the texts (the embeddings come from another encoder)."""
+        encoder of its own reads the texts (the embeddings come from another encoder).
+
+        A tagger with a gate (the zero-shot one) gives 0 for every label of a post its
+        gate judges to carry no narrative, whatever the labels' own heads say."""
         if embeddings is None or (self.own_encoder and texts is not None):
             if texts is None:
                 raise ValueError("pass texts or embeddings")
@@ -362,7 +400,11 @@ class NarrativeTagger:
             raise ValueError(
                 f"embeddings must have shape (n, {self.head.weight.shape[1]}), got {x.shape}"
             )
-        return self.head.proba(x).astype(np.float32)
+        proba = self.head.proba(x).astype(np.float32)
+        if self.gate is not None:
+            gate, threshold = self.gate
+            proba[gate.proba(x)[:, 0] < threshold] = 0.0
+        return proba
 
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """Boolean (n, K) tags: above the label's threshold, and a sub-narrative only with
@@ -418,8 +460,10 @@ class NarrativeTagger:
             lines += [
                 "No labelled posts. The taxonomy's exemplar sentences (en, zh, ru, es, vi), "
                 "definitions and harmless `none` exemplars are embedded; a class-balanced "
-                f"logistic head per label (L2 {L2}) separates them. Thresholds are calibrated "
-                "leave-one-language-out on the exemplars.",
+                f"logistic head per label (L2 {L2}) separates them, and a gate head tells "
+                "posts that push any narrative from the harmless ones (ordinary news on the "
+                "same subjects included): a post the gate turns down gets no tag. Thresholds "
+                "(the gate's too) are calibrated leave-one-language-out on the exemplars.",
                 "",
             ]
         else:
@@ -453,6 +497,11 @@ class NarrativeTagger:
         for label, threshold in zip(self.labels, self.thresholds):
             f1 = per_label.get(label, {}).get("held_out_f1")
             lines.append(f"| `{label}` | {threshold:.2f} | {'' if f1 is None else f1} |")
+        if self.gate is not None:
+            f1 = self.metrics.get("gate", {}).get("held_out_f1")
+            lines.append(
+                f"| gate: any narrative | {self.gate[1]:.2f} | {'' if f1 is None else f1} |"
+            )
         lines += [
             "",
             "## Intended use and limits",

@@ -31,6 +31,38 @@ def test_save_and_load_round_trip(tagger, embedder, tmp_path):
     assert tagger.predict_proba(embeddings=emb).shape == (2, len(tagger.labels))
 
 
+def test_the_gate_turns_down_news_and_keeps_narratives(tagger, embedder, tmp_path):
+    """The zero-shot tagger's gate (any narrative against none): a post it turns down
+    gets no label at all, however its subject scores; the gate is stored and loaded with
+    the head; a folder whose config names a gate its weights lack is refused."""
+    texts = [
+        "Taiwan's central bank kept its policy rate unchanged on Thursday",  # news
+        "Xinjiang's cotton harvest started early this year, local farmers said",  # news
+        "Taiwan is an inalienable part of China, separatists will fail",  # narrative
+    ]
+    x = embedder.encode(texts)
+    gate, threshold = tagger.gate
+    passed = gate.proba(x)[:, 0] >= threshold
+    assert passed.tolist() == [False, False, True]
+    ungated = tagger.head.proba(x)
+    proba = tagger.predict_proba(embeddings=x)
+    assert (proba[~passed] == 0).all() and (proba[passed] == ungated[passed]).all()
+    assert ungated[~passed].max() > 0.01  # without the gate they would score something
+    assert [r["top_narrative"] for r in tagger.tag(embeddings=x)] == [None, None, "taiwan"]
+    folder = tagger.save_pretrained(tmp_path / "t")
+    again = NarrativeTagger.from_pretrained(folder, embedder)
+    assert again.gate[1] == pytest.approx(threshold, abs=1e-4)
+    np.testing.assert_allclose(again.predict_proba(embeddings=x), proba, atol=1e-6)
+    assert "gate: any narrative" in (folder / "README.md").read_text()
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(folder / "head.safetensors"))
+    save_file({k: v for k, v in tensors.items() if not k.startswith("gate")},
+              str(folder / "head.safetensors"))  # fmt: skip
+    with pytest.raises(ModelError, match="names a gate"):
+        NarrativeTagger.from_pretrained(folder, embedder)
+
+
 def test_not_a_tagger_folder_and_wrong_model(tmp_path, tagger):
     with pytest.raises(ModelError, match="not a narratives tagger folder"):
         NarrativeTagger.from_pretrained(tmp_path)
@@ -105,11 +137,12 @@ def test_evaluation_set_meets_targets_and_beats_the_baseline(tagger, embedder):
     ours, base = result["tagger"], result["baseline"]
     assert ours["micro_f1"] >= 0.75, ours
     assert ours["micro_f1"] > base["micro_f1"] + 0.3
-    # the target is 3%; measured 5.0% (3 of 60, all neutral news on the same subjects),
-    # while the baseline, its cut-off chosen on this very set for F1, falls between 3.3%
-    # (int8 vectors) and 6.7% (torch)
-    assert ours["false_tag_rate"] <= 0.05, ours
+    # the target is 3% (at most 1 of the 60 posts without a narrative); measured 0 with
+    # the gate (3, all neutral news on the same subjects, without it), while the baseline,
+    # its cut-off chosen on this very set for F1, falls between 3.3% (int8) and 6.7%
+    assert ours["false_tag_rate"] <= 0.03, ours
     assert ours["false_tag_rate_harmless"] == 0.0
+    assert ours["false_tag_rate"] <= base["false_tag_rate"]
     # non-English posts are not tagged worse than English ones (they are tagged better
     # here: see the README)
     assert ours["cross_lingual_gap"] >= -0.10
