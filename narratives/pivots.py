@@ -55,8 +55,10 @@ _GRAM_POSTS = 256
 _KEEP_SHUFFLES_POSTS = 5_000
 #: Longer blocks draw their shuffles at most this many post indices at a time.
 _SHUFFLE_ELEMENTS = 2_000_000
-#: Inputs of fewer posts are searched in this process (starting workers costs a second).
-_PARALLEL_POSTS = 20_000
+#: Inputs of fewer posts are searched in this process: starting the workers (a new
+#: interpreter each, importing numpy, pandas, ruptures and the compiled kernel) takes
+#: about as long as two processes save on 50,000 posts of short pages.
+_PARALLEL_POSTS = 50_000
 #: Posts of the pages handed to a worker process at a time.
 _BATCH_POSTS = 4_000
 
