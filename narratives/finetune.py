@@ -544,7 +544,7 @@ class Trainer:
             x = embed_long(texts, reader, args.chunk_chars, args.max_chunks)
         else:
             x = np.asarray(embeddings, np.float32)
-        tried: dict[float, tuple[float, np.ndarray]] = {}
+        tried: dict[float, tuple[float, np.ndarray, Any]] = {}
         for l2 in args.l2_grid:
             head = _fit_head(
                 x[~val], y[~val].astype(np.float32), langs[~val], l2=l2, balanced=args.balanced
@@ -554,10 +554,12 @@ class Trainer:
                 t = _level_thresholds(proba, y[val], level, parent_of)
             else:
                 t = _thresholds(proba, y[val], args.min_val_positives)
-            tried[l2] = (_samples_f1(y[val], consistent(proba >= t, parent_of)), t)
+            tried[l2] = (_samples_f1(y[val], consistent(proba >= t, parent_of)), t, head)
         l2 = max(args.l2_grid, key=lambda v: (tried[v][0], v))
         thresholds = tried[l2][1]
         head = _fit_head(x, y.astype(np.float32), langs, l2=l2, balanced=args.balanced)
+        split_head = tried[l2][2]
+        gate, gate_report = self._gate(x, y, langs, val, l2, split_head, thresholds, parent_of)
         self.report = {
             "n_texts": len(texts),
             "l2": l2,
@@ -570,11 +572,14 @@ class Trainer:
             "dropped_labels": dropped,
             "unknown_labels": sorted(unknown),
             "val_size": int(val.sum()),
+            "gate": gate_report,
             **encoder_report,
         }
         model = {"model_id": reader.model_id, "model_version": reader.model_version}
         model["dim"] = int(x.shape[1])
-        tagger = NarrativeTagger(taxonomy, head, thresholds, model, self.report, kind="trained")
+        tagger = NarrativeTagger(
+            taxonomy, head, thresholds, model, self.report, kind="trained", gate=gate
+        )
         tagger.embedder = reader
         tagger.chunking = {"chunk_chars": args.chunk_chars, "max_chunks": args.max_chunks}
         if reader is not self.embedder:
@@ -586,6 +591,40 @@ class Trainer:
             # tagger: removed when the tagger goes (or the process ends)
             weakref.finalize(tagger, shutil.rmtree, tagger.encoder_dir.parent, True)
         return tagger
+
+    def _gate(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        langs: np.ndarray,
+        val: np.ndarray,
+        l2: float,
+        split_head: Any,
+        thresholds: np.ndarray,
+        parent_of: np.ndarray,
+    ) -> tuple[tuple[Any, float] | None, dict[str, Any]]:
+        """A gate head (any label against none), as the zero-shot tagger has, when the
+        texts without a label are at least ``min_examples`` and it tags the validation
+        split better: its threshold is chosen there for the per-text F1 of the label
+        sets (``split_head``: the label heads fitted without the validation split), 0 (no
+        gate) among the choices; then it is refitted on all the texts."""
+        carries: np.ndarray = np.asarray(y.any(axis=1))
+        if min(carries.sum(), (~carries).sum()) < self.args.min_examples:
+            return None, {"used": False, "why": "too few texts with and without a label"}
+        target = carries[:, None].astype(np.float32)
+        fitted = _fit_head(x[~val], target[~val], langs[~val], l2=l2)
+        proba = fitted.proba(x[val])[:, 0]
+        tags = consistent(split_head.proba(x[val]) >= thresholds, parent_of)
+        grid = np.round(np.arange(0.0, 0.96, 0.05), 2)
+        scores = [_samples_f1(y[val], tags & (proba >= g)[:, None]) for g in grid]
+        best = int(np.argmax(scores))  # the lowest of the best: no gate wins ties
+        report = {"val_samples_f1_without": round(scores[0], 4)}
+        if best == 0:
+            return None, {"used": False, "why": "no better on the validation split", **report}
+        threshold = float(grid[best])
+        gate = _fit_head(x, target, langs, l2=l2)
+        report.update(used=True, threshold=threshold, val_samples_f1=round(scores[best], 4))
+        return (gate, threshold), report
 
     def _fine_tuned(self, texts: list[str], y: np.ndarray):
         """The embedder of a copy of this trainer's encoder fine-tuned on pairs of

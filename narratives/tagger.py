@@ -160,8 +160,9 @@ class NarrativeTagger:
         self.model = model  # {"model_id", "model_version", "dim"}
         self.metrics = metrics or {}
         self.kind = kind
-        #: the zero-shot tagger's gate: a head telling posts that carry a narrative from
-        #: those that carry none, and its threshold (see predict_proba)
+        #: the gate: a head telling posts that carry a narrative from those that carry
+        #: none, and its threshold (see predict_proba); the zero-shot tagger has one, a
+        #: trained one when it helps on its validation split
         self.gate = gate
         self.embedder: Any = None
         #: for taggers trained on long texts: how texts are cut and pooled (see finetune)
@@ -381,8 +382,8 @@ class NarrativeTagger:
         embeddings made by the tagger's model. Given both, a tagger with a fine-tuned
         encoder of its own reads the texts (the embeddings come from another encoder).
 
-        A tagger with a gate (the zero-shot one) gives 0 for every label of a post its
-        gate judges to carry no narrative, whatever the labels' own heads say."""
+        A tagger with a gate gives 0 for every label of a post its gate judges to carry
+        no narrative, whatever the labels' own heads say."""
         if embeddings is None or (self.own_encoder and texts is not None):
             if texts is None:
                 raise ValueError("pass texts or embeddings")
@@ -484,6 +485,8 @@ class NarrativeTagger:
                 f"{m.get('val_size')} texts carved from the training data (kept out of the "
                 "encoder's fine-tuning).",
                 "",
+                _gate_line(m.get("gate")),
+                "",
                 f"Labels dropped for too few examples: {m.get('dropped_labels') or 'none'}. "
                 f"Labels in the data that fit no narrative: {m.get('unknown_labels') or 'none'}.",
                 "",
@@ -515,6 +518,20 @@ class NarrativeTagger:
             "",
         ]
         return "\n".join(lines)
+
+
+def _gate_line(report: dict[str, Any] | None) -> str:
+    """The model card's line on a trained tagger's gate (see Trainer._gate)."""
+    if not report:
+        return "No gate (trained before taggers had one)."
+    if not report.get("used"):
+        return f"No gate: {report.get('why')}."
+    return (
+        "A gate head (any label against none) must pass before any tag: threshold "
+        f"{report['threshold']}, chosen on the validation split (samples F1 "
+        f"{report['val_samples_f1_without']} without the gate, {report['val_samples_f1']} "
+        "with it)."
+    )
 
 
 def narrative_mix(tags: np.ndarray | None, rows: np.ndarray, top: int = 3) -> list[dict]:

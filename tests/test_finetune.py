@@ -64,6 +64,56 @@ def test_tiny_training_run_round_trips(trained, embedder, tmp_path):
     assert rows[1]["top_narrative"] is None
 
 
+def test_no_gate_where_it_does_not_help_or_cannot_learn(labelled, embedder):
+    """The tiny set's validation split is tagged perfectly without a gate: none is kept,
+    and the card says why; with every text labelled there is nothing to gate against."""
+    texts, coarse, fine = read_labels(labelled)
+    trainer = Trainer(TrainingArguments(l2_grid=(1e-6,), chunk_chars=400), embedder)
+    x = trainer.embed(texts)
+    tagger = trainer.train(texts, coarse, fine, embeddings=x)
+    assert trainer.report["gate"] == {
+        "used": False,
+        "why": "no better on the validation split",
+        "val_samples_f1_without": 1.0,
+    }
+    assert tagger.gate is None
+    assert "No gate: no better on the validation split" in tagger.model_card()
+    labelled_only = [i for i, c in enumerate(coarse) if c and c != ["Other"]]
+    t2 = Trainer(TrainingArguments(l2_grid=(1e-6,), chunk_chars=400), embedder)
+    again = t2.train(
+        [texts[i] for i in labelled_only],
+        [coarse[i] for i in labelled_only],
+        [fine[i] for i in labelled_only],
+        embeddings=x[labelled_only],
+    )
+    assert again.gate is None and t2.report["gate"]["used"] is False
+    assert "too few texts" in t2.report["gate"]["why"]
+
+
+def test_gate_used_where_label_heads_tag_everything():
+    """Label heads that tag every text, texts of which half carry no label, told apart by
+    one direction: the gate is chosen (it lifts the validation F1) and turns those down."""
+    from narratives.tagger import _Head
+
+    rng = np.random.default_rng(0)
+    n, d = 200, 8
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    carries = x[:, 0] > 0
+    y = np.zeros((n, 2), dtype=bool)
+    y[carries, 0] = True
+    val = rng.random(n) < 0.3
+    langs = np.array(["all"] * n)
+    always = _Head(np.zeros((2, d), np.float32), np.full(2, 5.0, np.float32),
+                   np.zeros(d, np.float32), np.zeros((0, d), np.float32))  # fmt: skip
+    trainer = Trainer(TrainingArguments(), embedder=object())
+    thresholds = np.array([0.5, 0.99], dtype=np.float32)
+    gate, report = trainer._gate(x, y, langs, val, 1e-6, always, thresholds, np.array([-1, 0]))
+    assert report["used"] and report["val_samples_f1"] > report["val_samples_f1_without"]
+    head, threshold = gate
+    passed = head.proba(x)[:, 0] >= threshold
+    assert (passed == carries).mean() > 0.95
+
+
 def test_deterministic(labelled, embedder):
     texts, coarse, fine = read_labels(labelled)
     settings = TrainingArguments(l2_grid=(1e-6,), chunk_chars=400, thresholds="labels")
