@@ -502,6 +502,14 @@ def train(
     pairs: Annotated[
         int, typer.Option(min=2, help="Pairs drawn for --contrastive (time grows with them).")
     ] = 1000,
+    gate: Annotated[
+        bool,
+        typer.Option(
+            "--gate/--no-gate",
+            help="Fit a gate (any label against none) and keep it where it tags the "
+            "validation split better.",
+        ),
+    ] = True,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
@@ -520,7 +528,9 @@ def train(
         texts, coarse, fine = read_labels(data, text_col, (label_col, sub_label_col))
         encoder = "contrastive" if contrastive else "frozen"
         trainer = Trainer(
-            TrainingArguments(min_examples=min_examples, seed=seed, encoder=encoder, pairs=pairs),
+            TrainingArguments(
+                min_examples=min_examples, seed=seed, encoder=encoder, pairs=pairs, gate=gate
+            ),
             Embedder("default", backend="torch" if contrastive else backend),
         )
         tagger = trainer.train(texts, coarse, fine, name=out.name or "trained", taxonomy=taxonomy)
@@ -531,7 +541,9 @@ def train(
     typer.echo(
         f"trained on {report['n_texts']} texts: {len(tagger.labels)} labels "
         f"(dropped {len(report['dropped_labels'])} with < {min_examples} examples), "
-        f"l2 {report['l2']}" + (f", encoder fine-tuned on {pairs} pairs" if contrastive else "")
+        f"l2 {report['l2']}"
+        + (f", encoder fine-tuned on {pairs} pairs" if contrastive else "")
+        + (f", gate at {tagger.gate[1]}" if tagger.gate else f", no gate ({report['gate']['why']})")
     )
     typer.echo(f"tagger in {out}/ (use: narratives score ... --tagger {out})")
 

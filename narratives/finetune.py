@@ -63,6 +63,9 @@ class TrainingArguments:
     #: threshold per label for its own F1 (labels with too few validation positives fall
     #: back on the best single threshold).
     thresholds: str = "levels"
+    #: Fit a gate (any label against none) and keep it where it tags the validation split
+    #: better (see ``Trainer._gate``); False: never.
+    gate: bool = True
     #: Share of the training data held out to choose the penalty and the thresholds (the
     #: head is then refitted on all of it).
     val_fraction: float = 0.2
@@ -608,6 +611,8 @@ class Trainer:
         split better: its threshold is chosen there for the per-text F1 of the label
         sets (``split_head``: the label heads fitted without the validation split), 0 (no
         gate) among the choices; then it is refitted on all the texts."""
+        if not self.args.gate:
+            return None, {"used": False, "why": "not asked for"}
         carries: np.ndarray = np.asarray(y.any(axis=1))
         if min(carries.sum(), (~carries).sum()) < self.args.min_examples:
             return None, {"used": False, "why": "too few texts with and without a label"}

@@ -88,6 +88,9 @@ def test_no_gate_where_it_does_not_help_or_cannot_learn(labelled, embedder):
     )
     assert again.gate is None and t2.report["gate"]["used"] is False
     assert "too few texts" in t2.report["gate"]["why"]
+    t3 = Trainer(TrainingArguments(l2_grid=(1e-6,), chunk_chars=400, gate=False), embedder)
+    t3.train(texts, coarse, fine, embeddings=x)
+    assert t3.report["gate"] == {"used": False, "why": "not asked for"}
 
 
 def test_gate_used_where_label_heads_tag_everything():

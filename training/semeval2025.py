@@ -11,7 +11,8 @@ languages, then writes ``DIR/dev_predictions.jsonl`` (one object per EN dev docu
 ``doc_id``, ``narratives``, ``subnarratives``) and the tagger (``DIR/tagger``), and
 prints the task's metric (samples-averaged F1 over narratives, coarse, and over
 sub-narratives, fine) next to the published reference points and a floor: one-vs-rest
-logistic regression on the same embeddings (L2 1e-6) at a 0.5 threshold, no tuning. With
+logistic regression on the same embeddings (L2 1e-6) at a 0.5 threshold, no tuning (and
+no gate). With
 ``--cv`` it also reports 5-fold cross-validation over the training articles, by language.
 With ``--contrastive`` it also trains a tagger whose encoder is fine-tuned first on
 ``--pairs`` contrastive pairs of the training articles' first chunks (see
@@ -137,7 +138,7 @@ def main() -> None:
           f"in {time.perf_counter() - started:.0f}s")  # fmt: skip
 
     tagger = train(train_docs, x_train, embedder, args)
-    floor = train(train_docs, x_train, embedder, args, l2_grid=(1e-6,))
+    floor = train(train_docs, x_train, embedder, args, l2_grid=(1e-6,), gate=False)
     ours = predict(tagger, x_dev)
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "dev_predictions.jsonl").open("w", encoding="utf-8") as f:
@@ -179,7 +180,7 @@ def main() -> None:
             te = [i for i in range(len(train_docs)) if folds[i] == f]
             sub = [train_docs[i] for i in tr]
             m = train(sub, x_train[tr], embedder, args)
-            m0 = train(sub, x_train[tr], embedder, args, l2_grid=(1e-6,))
+            m0 = train(sub, x_train[tr], embedder, args, l2_grid=(1e-6,), gate=False)
             for i, p in zip(te, predict(m, x_train[te])):
                 got["ours"][i] = p
             for i, p in zip(te, predict(m0, x_train[te], True)):
