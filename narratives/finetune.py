@@ -606,11 +606,12 @@ class Trainer:
         thresholds: np.ndarray,
         parent_of: np.ndarray,
     ) -> tuple[tuple[Any, float] | None, dict[str, Any]]:
-        """A gate head (any label against none), as the zero-shot tagger has, when the
-        texts without a label are at least ``min_examples`` and it tags the validation
-        split better: its threshold is chosen there for the per-text F1 of the label
-        sets (``split_head``: the label heads fitted without the validation split), 0 (no
-        gate) among the choices; then it is refitted on all the texts."""
+        """A gate head (any label against none, class-balanced as the zero-shot tagger's
+        is), when the texts with and without a label are each at least ``min_examples``
+        and it tags the validation split better: its threshold is chosen there for the
+        per-text F1 of the label sets (``split_head``: the label heads fitted without the
+        validation split), 0 (no gate) among the choices; then it is refitted on all the
+        texts."""
         if not self.args.gate:
             return None, {"used": False, "why": "not asked for"}
         carries: np.ndarray = np.asarray(y.any(axis=1))
