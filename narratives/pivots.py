@@ -293,7 +293,7 @@ class _Signals:
         self._nulls: dict[tuple[int, int], _Nulls] = {}
         #: running sums of the topic profiles and languages (row i: the first i posts), for
         #: the mean mixes of any block
-        self.mixes = np.concatenate(
+        self._mixes = np.concatenate(
             [
                 np.zeros((1, profiles.shape[1] + langs.shape[1])),
                 np.cumsum(np.hstack([profiles, langs], dtype=np.float64), axis=0),
@@ -331,6 +331,14 @@ class _Signals:
             (*self.entropy, len(self), *key),
             self.first_draw,
         )
+
+    def shifts(self, lo: int, at: int, hi: int) -> tuple[float, float]:
+        """How far the topic mix and the language mix move between [lo, at) and [at, hi)
+        (total variation distances)."""
+        mixes = self._mixes
+        gap = np.abs((mixes[at] - mixes[lo]) / (at - lo) - (mixes[hi] - mixes[at]) / (hi - at))
+        k = self.profiles.shape[1]
+        return float(0.5 * gap[:k].sum()), float(0.5 * gap[k:].sum())
 
     def null(self, lo: int, hi: int, name: str, n: int, min_size: int) -> np.ndarray:
         """At least n permutation maxima of the weighted shift of block [lo, hi) for the
@@ -476,15 +484,6 @@ class PivotDetector:
             self._tests[key] = self._compare(sig, lo, at, hi)
         return self._tests[key]
 
-    @staticmethod
-    def _shifts(sig: _Signals, lo: int, at: int, hi: int) -> tuple[float, float]:
-        """How far the topic mix and the language mix move between [lo, at) and [at, hi)
-        (total variation distances)."""
-        mixes = sig.mixes
-        gap = np.abs((mixes[at] - mixes[lo]) / (at - lo) - (mixes[hi] - mixes[at]) / (hi - at))
-        k = sig.profiles.shape[1]
-        return float(0.5 * gap[:k].sum()), float(0.5 * gap[k:].sum())
-
     def _compare(self, sig: _Signals, lo: int, at: int, hi: int) -> _Change:
         """Compare regimes [lo, at) and [at, hi): shifts, permutation p-values, verdict.
 
@@ -504,7 +503,7 @@ class PivotDetector:
         def p_value(name: str, observed: float) -> float:
             return self._p_value(sig, lo, hi, name, observed * scale) if regimes else 1.0
 
-        topic_shift, language_shift = self._shifts(sig, lo, at, hi)
+        topic_shift, language_shift = sig.shifts(lo, at, hi)
         language_p = topic_p = 1.0
         if language_shift >= cfg.min_language_shift:
             language_p = p_value("langs_tvd", language_shift)
@@ -571,7 +570,7 @@ class PivotDetector:
             bounds = [0, *points, n]
             small = []
             for lo, at, hi in zip(bounds, bounds[1:], bounds[2:]):
-                topic, language = self._shifts(sig, lo, at, hi)
+                topic, language = sig.shifts(lo, at, hi)
                 if topic < cfg.min_topic_shift and language < cfg.min_language_shift:
                     small.append(strength(topic, language, at))
             if small:
