@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
+from .rowfile import RowFile
 from .tagger import narrative_mix
 from .timelines import Timeline, page_timelines
 from .topics import TOPICS
@@ -727,15 +728,21 @@ class PivotDetector:
             raise ValueError("profiles must have one row per post")
         if embeddings is not None and len(embeddings) != len(posts):
             raise ValueError("embeddings must have one row per post")
-        timelines = page_timelines(posts, profiles, embeddings)
         jobs = self._jobs(len(posts))
         if jobs == 1:
-            results = self._detect_pages(timelines)
+            results = self._detect_pages(page_timelines(posts, profiles, embeddings))
         else:
             from joblib import Parallel, delayed
 
+            # the workers read the pages' signals themselves: joblib hands them large
+            # arrays as one memory map, a RowFile reopens its file; only the pages' rows,
+            # ids, times, languages and tags travel with each batch
+            if embeddings is not None and not isinstance(embeddings, (np.ndarray, RowFile)):
+                embeddings = np.asarray(embeddings, dtype=np.float32)
+            profiles = np.asarray(profiles)
             batches = Parallel(n_jobs=jobs, return_as="generator")(
-                delayed(_detect_pages)(self.config, batch) for batch in _batches(timelines)
+                delayed(_detect_pages)(self.config, batch, profiles, embeddings)
+                for batch in _batches(page_timelines(posts, None))
             )
             results = [page for batch in batches for page in batch]
         self.pivots_ = pivot_frame([row for _, page_rows, _ in results for row in page_rows])
@@ -775,13 +782,15 @@ class PivotDetector:
 
 
 def _detect_pages(
-    config: PivotConfig, timelines: list[Timeline]
+    config: PivotConfig, batch: _Batch, profiles: np.ndarray, embeddings: Any
 ) -> list[tuple[str, list[dict], str]]:
-    """A worker's share of :meth:`PivotDetector.fit`."""
-    return PivotDetector(config, n_jobs=1)._detect_pages(timelines)
+    """A worker's share of :meth:`PivotDetector.fit`: pages without their signals, read
+    here from the run's ``profiles`` and ``embeddings``."""
+    pages = (t.read_signals(profiles, embeddings) for t in batch.timelines())
+    return PivotDetector(config, n_jobs=1)._detect_pages(pages)
 
 
-def _batches(timelines: Iterable[Timeline]) -> Iterator[list[Timeline]]:
+def _batches(timelines: Iterable[Timeline]) -> Iterator[_Batch]:
     """Consecutive pages, about ``_BATCH_POSTS`` posts at a time."""
     batch: list[Timeline] = []
     size = 0
@@ -789,10 +798,54 @@ def _batches(timelines: Iterable[Timeline]) -> Iterator[list[Timeline]]:
         batch.append(timeline)
         size += len(timeline)
         if size >= _BATCH_POSTS:
-            yield batch
+            yield _Batch.of(batch)
             batch, size = [], 0
     if batch:
-        yield batch
+        yield _Batch.of(batch)
+
+
+@dataclass
+class _Batch:
+    """Pages on their way to a worker, without their signals, their arrays end to end:
+    a handful of arrays to send, not five per page (each costs joblib's reducers more than
+    its data)."""
+
+    page_ids: list[str]
+    ends: np.ndarray
+    rows: np.ndarray
+    post_ids: np.ndarray
+    times: np.ndarray
+    langs: np.ndarray
+    tags: np.ndarray | None
+
+    @classmethod
+    def of(cls, timelines: list[Timeline]) -> _Batch:
+        def joined(field: str) -> np.ndarray:
+            return np.concatenate([getattr(t, field) for t in timelines])
+
+        tags = [t.tags for t in timelines if t.tags is not None]
+        return cls(
+            [t.page_id for t in timelines],
+            np.cumsum([len(t) for t in timelines]),
+            joined("rows"),
+            joined("post_ids"),
+            joined("times"),
+            joined("langs"),
+            np.concatenate(tags) if len(tags) == len(timelines) else None,
+        )
+
+    def timelines(self) -> Iterator[Timeline]:
+        for page_id, a, b in zip(self.page_ids, np.r_[0, self.ends[:-1]], self.ends):
+            part = slice(int(a), int(b))
+            yield Timeline(
+                page_id,
+                self.rows[part],
+                self.post_ids[part],
+                self.times[part],
+                self.langs[part],
+                None,
+                tags=None if self.tags is None else self.tags[part],
+            )
 
 
 def _dominant(langs: np.ndarray) -> str | None:

@@ -30,6 +30,20 @@ class RowFile:
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         os.ftruncate(self._fd, n * self._row_bytes)
 
+    @classmethod
+    def reader(cls, path: str | Path, n: int, dim: int) -> RowFile:
+        """The (n, dim) matrix already in ``path``, opened to read only."""
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.shape = (n, dim)
+        self._row_bytes = dim * self.dtype.itemsize
+        self._fd = os.open(self.path, os.O_RDONLY)
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[str, int, int]]:
+        """A copy sent to another process (a worker) reads the same file."""
+        return RowFile.reader, (str(self.path), *self.shape)
+
     def __len__(self) -> int:
         return self.shape[0]
 

@@ -19,12 +19,19 @@ class Timeline:
     post_ids: np.ndarray
     times: np.ndarray  # datetime64[us], UTC
     langs: np.ndarray
-    profiles: np.ndarray  # (n, K) topic distributions
+    profiles: np.ndarray | None  # (n, K) topic distributions (None: not read yet)
     embeddings: np.ndarray | None = None  # (n, d) sentence embeddings, when known
     tags: np.ndarray | None = None  # per post, its narrative tags, when tagged
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def read_signals(self, profiles: np.ndarray, embeddings: Any = None) -> Timeline:
+        """This timeline with its posts' rows of ``profiles`` and ``embeddings`` (the
+        whole run's, as :func:`page_timelines` takes them)."""
+        self.profiles = profiles[self.rows]
+        self.embeddings = None if embeddings is None else embeddings[self.rows]
+        return self
 
     def gaps_days(self) -> np.ndarray:
         """Days between consecutive posts (n - 1 values)."""
@@ -41,12 +48,14 @@ def timed_rows(posts: pd.DataFrame) -> np.ndarray:
 
 
 def page_timelines(
-    posts: pd.DataFrame, profiles: np.ndarray, embeddings: Any = None
+    posts: pd.DataFrame, profiles: np.ndarray | None, embeddings: Any = None
 ) -> Iterator[Timeline]:
     """Yield a timeline per page, in page id order, from scored posts.
 
     ``embeddings``: an (n, d) array or anything that gives one for ``embeddings[rows]``
     (a :class:`~narratives.rowfile.RowFile`: a page's rows are read when it comes).
+    Without ``profiles``, timelines come without them (and without embeddings): their
+    ``rows`` say where to read them (:meth:`Timeline.read_signals`).
     Only posts with status ``ok``, a page id and a time take part; ties in time keep
     input order, so the result does not depend on how the input was sorted beyond that.
     """
@@ -71,7 +80,7 @@ def page_timelines(
             post_ids=post_ids[page_rows],
             times=times[start:end],
             langs=langs[page_rows],
-            profiles=profiles[page_rows],
-            embeddings=None if embeddings is None else embeddings[page_rows],
+            profiles=None if profiles is None else profiles[page_rows],
+            embeddings=None if embeddings is None or profiles is None else embeddings[page_rows],
             tags=None if tags is None else tags[page_rows],
         )

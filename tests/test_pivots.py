@@ -153,9 +153,12 @@ def test_deterministic_and_independent_of_other_pages():
     )
 
 
-def test_worker_processes_give_the_same_pivots():
+def test_worker_processes_give_the_same_pivots(tmp_path):
     """Pages shared among worker processes: the same pivots, statuses and evidence (the
-    narrative tags each side included) as in one process."""
+    narrative tags each side included) as in one process, with the embeddings in memory
+    or in a run's vectors file (which the workers read themselves)."""
+    from narratives.rowfile import RowFile
+
     pages = [
         make_page(f"p{i}", [regime(30, i % K, "en"), regime(25, (i + 5) % K, "zh")], i)
         for i in range(6)
@@ -171,9 +174,13 @@ def test_worker_processes_give_the_same_pivots():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("narratives.pivots._BATCH_POSTS", 60)  # a batch per page or so
         two = PivotDetector(n_jobs=2).fit(posts, profiles, emb)
+        vectors = RowFile(tmp_path / "vectors.f32", *emb.shape)
+        vectors[:] = emb
+        from_file = PivotDetector(n_jobs=2).fit(posts, profiles, vectors)
     assert len(one.pivots_) == 6
     pd.testing.assert_frame_equal(one.pivots_, two.pivots_)
-    assert one.page_status_ == two.page_status_
+    pd.testing.assert_frame_equal(one.pivots_, from_file.pivots_)
+    assert one.page_status_ == two.page_status_ == from_file.page_status_
     assert one.page_status_["short"].startswith("too few posts")
     assert all(row[0]["id"] == "us_decline" for row in one.pivots_["after_narratives"])
     assert PivotDetector()._jobs(100) == 1  # small inputs stay in this process
