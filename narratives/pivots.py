@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -228,18 +229,21 @@ def _project(x: np.ndarray, dims: int) -> np.ndarray:
     return x @ basis.astype(np.float32)
 
 
+def _known_languages(langs: np.ndarray) -> np.ndarray:
+    """Each post's language as a string, "" where it is missing or undetermined."""
+    return np.array([str(x) if x and x != UNDETERMINED else "" for x in langs], dtype=object)
+
+
 def _language_signal(langs: np.ndarray) -> np.ndarray:
     """One-hot languages; an undetermined post gets the page's language mix."""
-    known = [str(x) for x in langs if x and x != UNDETERMINED]
-    vocab = sorted(set(known))
-    if not vocab:
+    vocab, codes = np.unique(_known_languages(langs).astype(str), return_inverse=True)
+    known = vocab != ""
+    if not known.any():
         return np.zeros((len(langs), 1))
-    index = {lang: i for i, lang in enumerate(vocab)}
-    onehot = np.zeros((len(langs), len(vocab)))
-    rows = [i for i, x in enumerate(langs) if x in index]
-    onehot[rows, [index[langs[i]] for i in rows]] = 1.0
-    mix = onehot[rows].mean(axis=0)
-    onehot[[i for i in range(len(langs)) if langs[i] not in index]] = mix
+    onehot = np.eye(len(vocab))[codes][:, known]
+    unknown = ~known[codes]
+    if unknown.any():
+        onehot[unknown] = onehot[~unknown].mean(axis=0)
     return onehot
 
 
@@ -247,12 +251,12 @@ def _without_language_means(x: np.ndarray, langs: np.ndarray) -> np.ndarray:
     """x less the mean of its language's posts: what is left of an embedding once the
     language it is written in is taken out (e5 places unrelated posts of one language
     closer together than a post and its translation)."""
-    keys = np.array([str(v) for v in langs])
+    _, codes, counts = np.unique(
+        np.array([str(v) for v in langs]), return_inverse=True, return_counts=True
+    )
     out = np.array(x, dtype=np.float64)
-    for lang in np.unique(keys):
-        rows = keys == lang
-        out[rows] -= out[rows].mean(axis=0)
-    return out
+    members = np.eye(len(counts))[codes]  # (n, languages) one-hot
+    return out - members @ ((members.T @ out) / counts[:, None])
 
 
 class _Signals:
@@ -849,11 +853,11 @@ class _Batch:
 
 
 def _dominant(langs: np.ndarray) -> str | None:
-    known = [str(x) for x in langs if x and x != UNDETERMINED]
-    if not known:
+    """The most frequent known language (the first in alphabetical order among ties)."""
+    counts = Counter(x for x in _known_languages(langs) if x)
+    if not counts:
         return UNDETERMINED if len(langs) else None
-    values, counts = np.unique(known, return_counts=True)
-    return str(values[np.argmax(counts)])
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
 
 _TOPIC_NAMES = list(TOPICS)
