@@ -24,6 +24,7 @@ placed where the embeddings separate its two sides best and reported as ``topic`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -48,10 +49,13 @@ UNDETERMINED = "und"
 _POSTS_PER_JUMP = 500
 #: Permutation nulls split long blocks at every post near the ends, sparsely between.
 _GRID_EDGE, _GRID_MIDDLE = 100, 200
-#: Principal directions of a page's embeddings that its content signals keep.
-_PROJECTION_DIMS = 32
-#: Pages up to this many posts are projected exactly (eigenvectors of their Gram matrix).
+#: Pages up to this many posts are read in the full embedding space, the permutation
+#: nulls of their topic signal computed from its Gram matrix (m^2 additions per shuffle of
+#: m posts, whatever the dimension); longer ones are projected on their principal
+#: directions first.
 _GRAM_POSTS = 256
+#: Principal directions of a long page's embeddings that its content signals keep.
+_PROJECTION_DIMS = 32
 #: Blocks of up to this many posts keep their shuffles, to compute each statistic's null
 #: only when asked (int32 rows: at most 10 MB for 500 shuffles).
 _KEEP_SHUFFLES_POSTS = 5_000
@@ -61,6 +65,8 @@ _SHUFFLE_ELEMENTS = 2_000_000
 #: interpreter each, importing numpy, pandas, ruptures and the compiled kernel) takes
 #: about as long as two processes save on 50,000 posts of short pages.
 _PARALLEL_POSTS = 50_000
+#: The statistics whose permutation nulls a page's blocks draw (see :meth:`_Signals.null`).
+_STATISTICS = ("topic_l2", "langs_l2", "langs_tvd", "profiles_tvd")
 #: Posts of the pages handed to a worker process at a time.
 _BATCH_POSTS = 4_000
 
@@ -136,6 +142,30 @@ def _positions(m: int, min_size: int, grid: bool = False) -> np.ndarray:
     return t
 
 
+@dataclass(frozen=True)
+class _Splits:
+    """Splits t of a block of m posts (see :func:`_positions`) and the factors of the
+    weighted shift at each: m / (t (m - t)), 1 / (m - t) and sqrt(t (m - t) / m)."""
+
+    t: np.ndarray
+    scale_left: np.ndarray
+    scale_total: np.ndarray
+    weight: np.ndarray
+
+
+@functools.lru_cache(maxsize=4096)
+def _splits(m: int, min_size: int, grid: bool) -> _Splits:
+    """The splits of a block of m posts (factors in float32, as the compiled nulls read
+    them), computed once per size: pages share them."""
+    t = _positions(m, min_size, grid).astype(np.int64)
+    tf = t.astype(np.float64)
+    factors = (m / (tf * (m - tf)), 1.0 / (m - tf), np.sqrt(tf * (m - tf) / m))
+    arrays: list[np.ndarray] = [t, *(f.astype(np.float32) for f in factors)]
+    for a in arrays:
+        a.flags.writeable = False
+    return _Splits(*arrays)
+
+
 def _split_stats(x: np.ndarray, t: np.ndarray, parts: list[tuple[slice, str]]) -> list[np.ndarray]:
     """Weighted shifts of a signal x (time on axis 0, features last) at splits t.
 
@@ -147,60 +177,69 @@ def _split_stats(x: np.ndarray, t: np.ndarray, parts: list[tuple[slice, str]]) -
     m = x.shape[0]
     csum = np.cumsum(x, axis=0)
     tf = t.astype(np.float64)
-    shape = (-1,) + (1,) * (x.ndim - 1)
     # mean before minus mean after = left * m / (t (m - t)) - total / (m - t)
-    diff = csum[t - 1] * (m / (tf * (m - tf))).reshape(shape).astype(x.dtype)
-    diff -= csum[-1] * (1.0 / (m - tf)).reshape(shape).astype(x.dtype)
-    weight = np.sqrt(tf * (m - tf) / m).reshape(shape[:-1]).astype(x.dtype)
+    diff = csum[t - 1] * (m / (tf * (m - tf)))[:, None].astype(x.dtype)
+    diff -= csum[-1] * (1.0 / (m - tf))[:, None].astype(x.dtype)
+    weight = np.sqrt(tf * (m - tf) / m).astype(x.dtype)
     out = []
     for columns, norm in parts:
-        d = diff[..., columns]
-        if norm == "tvd":
-            dist = 0.5 * np.abs(d).sum(axis=-1)
-        else:
-            dist = np.sqrt(np.einsum("...i,...i->...", d, d))
+        d = diff[:, columns]
+        dist = 0.5 * np.abs(d).sum(axis=1) if norm == "tvd" else np.sqrt((d * d).sum(axis=1))
         out.append(dist * weight)
     return out
 
 
 def _shuffles(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
     """n shuffled orders of m posts, one per row (drawn a row at a time, so drawing 40 and
-    then 60 gives the same 100 orders as drawing 100 at once)."""
-    return rng.permuted(np.tile(np.arange(m, dtype=np.int32), (n, 1)), axis=1)
+    then 60 gives the same 100 orders as drawing 100 at once; compiled,
+    :func:`narratives._nulls.shuffles`)."""
+    from ._nulls import shuffles
+
+    out = np.empty((n, m), dtype=np.int32)
+    shuffles(rng.random((n, max(m - 1, 0))), out)
+    return out
 
 
 def _null_maxima(
-    x: np.ndarray, parts: list[tuple[slice, str]], orders: np.ndarray, min_size: int
+    x: np.ndarray, parts: list[tuple[slice, str]], orders: np.ndarray, min_size: int, lo: int = 0
 ) -> list[np.ndarray]:
-    """Largest weighted shift over all splits of x taken in each of the ``orders`` (rows of
+    """Largest weighted shift over all splits of the block of x from row ``lo`` (as many
+    posts as the ``orders`` have columns) taken in each of the ``orders`` (rows of
     shuffled post indices), per part.
 
     The running sums of each shuffled copy are accumulated one post at a time and the
     distances computed at the splits looked at, in compiled code
-    (:func:`narratives._nulls.split_maxima`).
+    (:func:`narratives._nulls.split_maxima`). :func:`_gram_null_maxima` computes the same
+    for a Euclidean signal from its Gram matrix.
     """
     from ._nulls import split_maxima
 
-    m, dim = x.shape
-    t = _positions(m, min_size, grid=True).astype(np.int64)
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
-    tf = t.astype(np.float64)
-    bounds = np.array([columns.indices(dim)[:2] for columns, _ in parts], dtype=np.int64)
-    out = np.zeros((len(parts), len(orders)), dtype=np.float32)
-    split_maxima(
-        x32,
-        np.ascontiguousarray(orders, dtype=np.int32),
-        t,
-        (m / (tf * (m - tf))).astype(np.float32),
-        (1.0 / (m - tf)).astype(np.float32),
-        np.sqrt(tf * (m - tf) / m).astype(np.float32),
-        x32.sum(axis=0),
-        np.ascontiguousarray(bounds[:, 0]),
-        np.ascontiguousarray(bounds[:, 1]),
-        np.array([norm == "tvd" for _, norm in parts]),
-        out,
-    )
-    return list(out)
+    s = _splits(orders.shape[1], min_size, True)
+    x = np.asarray(x, dtype=np.float32)
+    out = []
+    for columns, norm in parts:  # the same shuffles for every part
+        start, stop, _ = columns.indices(x.shape[1])
+        maxima = np.zeros(len(orders), dtype=np.float32)
+        split_maxima(
+            x, lo, orders, s.t, s.scale_left, s.scale_total, s.weight, start, stop,
+            norm == "tvd", maxima,
+        )  # fmt: skip
+        out.append(maxima)
+    return out
+
+
+def _gram_null_maxima(
+    gram: np.ndarray, orders: np.ndarray, min_size: int, lo: int = 0
+) -> np.ndarray:
+    """:func:`_null_maxima` of one Euclidean (``"l2"``) signal, from the Gram matrix of the
+    page's posts (``gram``, n x n; the block from post ``lo``): exact in the signal's full
+    dimension at a cost that does not grow with it
+    (:func:`narratives._nulls.gram_split_maxima`)."""
+    from ._nulls import gram_split_maxima
+
+    out = np.zeros(len(orders), dtype=np.float64)
+    gram_split_maxima(gram, lo, orders, _splits(orders.shape[1], min_size, True).t, out)
+    return out.astype(np.float32)
 
 
 def _jump(n: int) -> int:
@@ -209,17 +248,12 @@ def _jump(n: int) -> int:
 
 
 def _project(x: np.ndarray, dims: int) -> np.ndarray:
-    """x centred and expressed in its top ``dims`` principal directions (all of them when
-    there are fewer): distances between means are kept where the page varies most, at a
-    fraction of the cost of the full embedding. Deterministic: short pages are solved
-    exactly from their Gram matrix, long ones by a randomised SVD with a fixed sketch."""
+    """x centred and expressed in its top ``dims`` principal directions (a long page's):
+    distances between means are kept where the page varies most, at a fraction of the cost
+    of the full embedding. Deterministic: a randomised SVD with a fixed sketch."""
     x = np.asarray(x, dtype=np.float32)
     x = x - x.mean(axis=0)
-    n, d = x.shape
-    if n <= _GRAM_POSTS:
-        values, vectors = np.linalg.eigh((x @ x.T).astype(np.float64))
-        top = slice(None, -dims - 1, -1)  # the largest, in decreasing order
-        return (vectors[:, top] * np.sqrt(np.clip(values[top], 0.0, None))).astype(np.float32)
+    d = x.shape[1]
     sketch = np.random.default_rng(0).standard_normal((d, dims + 8)).astype(np.float32)
     q, _ = np.linalg.qr(x @ (x.T @ (x @ sketch)))  # one power iteration
     b = q.T @ x
@@ -229,15 +263,37 @@ def _project(x: np.ndarray, dims: int) -> np.ndarray:
     return x @ basis.astype(np.float32)
 
 
-def _known_languages(langs: np.ndarray) -> np.ndarray:
+def _coordinates(gram: np.ndarray) -> np.ndarray:
+    """A short page's signal in n coordinates, from its Gram matrix (n x n, of the centred
+    signal): the Cholesky factor L of it (plus a ridge of 1e-9 of its mean diagonal, since
+    a centred page's Gram matrix is singular) has the inner products, and so the distances
+    between means, of the signal in its full dimension, at the cost of n columns instead
+    of 384."""
+    from scipy.linalg.lapack import dpotrf
+
+    ridge = 1e-9 * max(float(np.trace(gram)) / len(gram), 1e-12)
+    factor, info = dpotrf(gram + ridge * np.eye(len(gram)), lower=True, clean=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Cholesky factorisation failed (LAPACK info {info})")
+    return factor.astype(np.float32)
+
+
+def _known_languages(langs: Iterable[Any]) -> list[str]:
     """Each post's language as a string, "" where it is missing or undetermined."""
-    return np.array([str(x) if x and x != UNDETERMINED else "" for x in langs], dtype=object)
+    return [str(x) if x and x != UNDETERMINED else "" for x in langs]
+
+
+def _codes(names: list[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct names, sorted, and each name's index among them."""
+    vocab = sorted(set(names))
+    index = {name: i for i, name in enumerate(vocab)}
+    return vocab, np.array([index[name] for name in names], dtype=np.intp)
 
 
 def _language_signal(langs: np.ndarray) -> np.ndarray:
     """One-hot languages; an undetermined post gets the page's language mix."""
-    vocab, codes = np.unique(_known_languages(langs).astype(str), return_inverse=True)
-    known = vocab != ""
+    vocab, codes = _codes(_known_languages(langs))
+    known = np.array(vocab) != ""
     if not known.any():
         return np.zeros((len(langs), 1))
     onehot = np.eye(len(vocab))[codes][:, known]
@@ -251,21 +307,20 @@ def _without_language_means(x: np.ndarray, langs: np.ndarray) -> np.ndarray:
     """x less the mean of its language's posts: what is left of an embedding once the
     language it is written in is taken out (e5 places unrelated posts of one language
     closer together than a post and its translation)."""
-    _, codes, counts = np.unique(
-        np.array([str(v) for v in langs]), return_inverse=True, return_counts=True
-    )
-    out = np.array(x, dtype=np.float64)
-    members = np.eye(len(counts))[codes]  # (n, languages) one-hot
-    return out - members @ ((members.T @ out) / counts[:, None])
+    x = np.asarray(x, dtype=np.float64)
+    _, codes = _codes([str(v) for v in langs])
+    members = np.eye(codes.max() + 1)[codes]  # (n, languages) one-hot
+    return x - members @ ((members.T @ x) / members.sum(axis=0)[:, None])
 
 
 class _Signals:
     """One page's signals, oldest post first, and the permutation nulls of its blocks.
 
-    * ``content``: embeddings (centred, projected), language identity included: where a
-      change lies, and which of nearby candidates splits best;
+    * ``content``: embeddings (centred; a long page's projected), language identity
+      included: where a change lies, and which of nearby candidates splits best;
     * ``topic``: embeddings less each language's mean: whether the subject changed within
-      a language (the search for topic changes, and their test);
+      a language (the search for topic changes, and their test); on a short page, its
+      ``gram`` matrix serves the permutation nulls;
     * ``profiles``: topic distributions over cross-lingual anchors: how far the subject
       moved (``topic_shift``), and whether it moved when the language changed too;
     * ``langs``: languages one-hot.
@@ -281,20 +336,24 @@ class _Signals:
         profiles: np.ndarray,
         langs: np.ndarray,
         entropy: tuple[int, ...],
-        first_draw: int = 1,
+        gram: np.ndarray | None = None,
     ) -> None:
         self.content, self.topic, self.profiles, self.langs = content, topic, profiles, langs
         self.entropy = entropy
-        self.first_draw = first_draw
+        self.gram = gram
         # the signals the permutation tests shuffle, side by side: one shuffle serves all
-        self._joint = np.hstack([topic, langs, profiles], dtype=np.float32)
-        a, b = topic.shape[1], topic.shape[1] + langs.shape[1]
+        # (the topic, where its Gram matrix does not stand in for it)
+        own = [] if gram is not None else [topic]
+        self._joint = np.hstack([*own, langs, profiles], dtype=np.float32)
+        a = 0 if gram is not None else topic.shape[1]
+        b = a + langs.shape[1]
         self._parts = {
-            "topic_l2": (slice(0, a), "l2"),
             "langs_l2": (slice(a, b), "l2"),
             "langs_tvd": (slice(a, b), "tvd"),
             "profiles_tvd": (slice(b, None), "tvd"),
         }
+        if gram is None:
+            self._parts["topic_l2"] = (slice(0, a), "l2")
         self._nulls: dict[tuple[int, int], _Nulls] = {}
         #: running sums of the topic profiles and languages (row i: the first i posts), for
         #: the mean mixes of any block
@@ -306,20 +365,33 @@ class _Signals:
         )
 
     @classmethod
-    def of(cls, timeline: Timeline, entropy: tuple[int, ...], first_draw: int = 1) -> _Signals:
+    def of(cls, timeline: Timeline, entropy: tuple[int, ...]) -> _Signals:
         profiles = np.asarray(timeline.profiles, dtype=np.float64)
         langs = _language_signal(timeline.langs)
         if timeline.embeddings is None:
             topic = profiles.astype(np.float32)
             content = np.hstack([topic, langs], dtype=np.float32)
-        else:
-            emb = np.asarray(timeline.embeddings, dtype=np.float32)
+            return cls(content, topic, profiles, langs, entropy)
+        emb = np.asarray(timeline.embeddings, dtype=np.float32)
+        multilingual = len(set(map(str, timeline.langs))) > 1
+        if len(emb) > _GRAM_POSTS:
             content = _project(emb, _PROJECTION_DIMS)
-            if len(set(map(str, timeline.langs))) > 1:
+            if multilingual:
                 topic = _project(_without_language_means(emb, timeline.langs), _PROJECTION_DIMS)
             else:
                 topic = content
-        return cls(content, topic, profiles, langs, entropy, first_draw)
+            return cls(content, topic, profiles, langs, entropy)
+        from ._nulls import gram_less_group_means
+
+        centred = emb.astype(np.float64)
+        centred -= centred.mean(axis=0)
+        gram = centred @ centred.T
+        content = topic = _coordinates(gram)
+        if multilingual:  # the Gram matrix of the embeddings less their language's mean
+            vocab, codes = _codes([str(v) for v in timeline.langs])
+            gram = gram_less_group_means(gram, codes, len(vocab))
+            topic = _coordinates(gram)
+        return cls(content, topic, profiles, langs, entropy, gram)
 
     def __len__(self) -> int:
         return len(self.profiles)
@@ -334,7 +406,7 @@ class _Signals:
             self.profiles[rows],
             self.langs[rows],
             (*self.entropy, len(self), *key),
-            self.first_draw,
+            None if self.gram is None else self.gram[np.ix_(rows, rows)],
         )
 
     def shifts(self, lo: int, at: int, hi: int) -> tuple[float, float]:
@@ -349,10 +421,11 @@ class _Signals:
         """At least n permutation maxima of the weighted shift of block [lo, hi) for the
         named statistic (``topic_l2``, ``langs_l2``, ``langs_tvd`` or ``profiles_tvd``).
 
-        A block's shuffles are drawn at least ``first_draw`` at once and serve all its
-        statistics; each statistic is computed when first asked for (a page without a
-        candidate change asks only for the penalty's), from the shuffles kept. On blocks
-        too long to keep their shuffles, every statistic is computed as they are drawn.
+        A block's shuffles are drawn as they are asked for (the first n orders are the same
+        whether drawn at once or in parts) and serve all its statistics; each statistic is
+        computed for as many orders as asked for (a page without a candidate change asks
+        only for the penalty's), from the shuffles kept. On blocks too long to keep their
+        shuffles, every statistic is computed as they are drawn.
         """
         if (lo, hi) not in self._nulls:
             rng = np.random.default_rng([*self.entropy, lo, hi])
@@ -360,13 +433,13 @@ class _Signals:
         block = self._nulls[(lo, hi)]
         m = hi - lo
         if block.drawn < n:
-            more = max(n, self.first_draw) - block.drawn
+            more = n - block.drawn
             block.drawn += more
             if m > _KEEP_SHUFFLES_POSTS:  # compute everything now, keep nothing
                 chunk = max(1, _SHUFFLE_ELEMENTS // m)
                 for start in range(0, more, chunk):
                     orders = _shuffles(block.rng, m, min(chunk, more - start))
-                    fresh = self._maxima(lo, hi, list(self._parts), orders, min_size)
+                    fresh = self._maxima(lo, hi, list(_STATISTICS), orders, min_size)
                     for key, values in fresh.items():
                         block.maxima[key] = np.concatenate(
                             [block.maxima.get(key, np.empty(0)), values]
@@ -379,22 +452,21 @@ class _Signals:
         have = block.maxima.get(name, np.empty(0))
         if len(have) < n:
             assert block.orders is not None
-            fresh = self._maxima(lo, hi, [name], block.orders[len(have) :], min_size)
+            fresh = self._maxima(lo, hi, [name], block.orders[len(have) : n], min_size)
             have = block.maxima[name] = np.concatenate([have, fresh[name]])
         return have[:n]
 
     def _maxima(
         self, lo: int, hi: int, names: list[str], orders: np.ndarray, min_size: int
     ) -> dict[str, np.ndarray]:
-        # only the columns these statistics read: the running sums cost as many columns
-        dim = self._joint.shape[1]
-        spans = [self._parts[k][0].indices(dim)[:2] for k in names]
-        first, last = min(a for a, _ in spans), max(b for _, b in spans)
-        parts = [
-            (slice(a - first, b - first), self._parts[k][1]) for k, (a, b) in zip(names, spans)
-        ]
-        maxima = _null_maxima(self._joint[lo:hi, first:last], parts, orders, min_size)
-        return dict(zip(names, maxima))
+        out = {}
+        if "topic_l2" in names and self.gram is not None:
+            out["topic_l2"] = _gram_null_maxima(self.gram, orders, min_size, lo)
+            names = [k for k in names if k != "topic_l2"]
+        if names:  # the running sums cost only the columns these statistics read
+            parts = [self._parts[k] for k in names]
+            out.update(zip(names, _null_maxima(self._joint, parts, orders, min_size, lo)))
+        return out
 
 
 @dataclass
@@ -616,15 +688,18 @@ class PivotDetector:
         n = len(timeline)
         if n < 2 * cfg.min_posts:
             return [], f"too few posts ({n} < {2 * cfg.min_posts})"
-        sig = _Signals.of(timeline, _page_entropy(cfg.seed, timeline.page_id), cfg.n_permutations)
+        sig = _Signals.of(timeline, _page_entropy(cfg.seed, timeline.page_id))
         self._tests: dict[tuple[int, int, int], _Change] = {}
-        t = _positions(n, cfg.min_posts)
-        topic_stat, langs_stat = _split_stats(
-            np.hstack([sig.topic, sig.langs]),
-            t,
-            [(slice(0, sig.topic.shape[1]), "l2"), (slice(sig.topic.shape[1], None), "tvd")],
+        a, b = sig.topic.shape[1], sig.topic.shape[1] + sig.langs.shape[1]
+        columns = [sig.topic, sig.langs]
+        parts = [(slice(0, a), "l2"), (slice(a, b), "tvd")]
+        if sig.content is not sig.topic:  # else the topic's statistic serves for both
+            columns.append(sig.content)
+            parts.append((slice(b, None), "l2"))
+        topic_stat, langs_stat, *content = _split_stats(
+            np.hstack(columns), _positions(n, cfg.min_posts), parts
         )
-        (content_stat,) = _split_stats(sig.content, t, [(slice(None), "l2")])
+        content_stat = content[0] if content else topic_stat
         merge_score = content_stat / max(content_stat.max(), 1e-12) + langs_stat / max(
             langs_stat.max(), 1e-12
         )

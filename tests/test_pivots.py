@@ -308,7 +308,8 @@ def test_null_maxima_match_a_direct_computation():
 
 def test_a_blocks_null_does_not_depend_on_the_tests_before_it():
     """Each block draws its shuffles from its own generator (page and block), so the
-    validation may skip tests without changing the others' p-values."""
+    validation may skip tests without changing the others' p-values; and 49 orders, then
+    99, are the 99 drawn at once."""
     from narratives.pivots import _Signals
 
     rng = np.random.default_rng(0)
@@ -317,27 +318,69 @@ def test_a_blocks_null_does_not_depend_on_the_tests_before_it():
     profiles = rng.dirichlet(np.ones(4), size=60)
 
     def signals():
-        return _Signals(x, x, profiles, langs, (0, 123), first_draw=99)
+        return _Signals(x, x, profiles, langs, (0, 123))
 
     alone = signals().null(10, 50, "topic_l2", 99, 4)
     busy = signals()
     busy.null(0, 60, "profiles_tvd", 99, 4)
     busy.null(0, 30, "topic_l2", 499, 4)
     np.testing.assert_array_equal(busy.null(10, 50, "topic_l2", 99, 4), alone)
-    other_page = _Signals(x, x, profiles, langs, (0, 124), first_draw=99)
+    other_page = _Signals(x, x, profiles, langs, (0, 124))
     assert not np.array_equal(other_page.null(10, 50, "topic_l2", 99, 4), alone)
+    in_parts = signals()
+    assert len(in_parts.null(10, 50, "topic_l2", 49, 4)) == 49
+    np.testing.assert_array_equal(in_parts.null(10, 50, "topic_l2", 99, 4), alone)
+    np.testing.assert_array_equal(
+        in_parts.null(10, 50, "profiles_tvd", 499, 4),
+        signals().null(10, 50, "profiles_tvd", 499, 4),
+    )
 
 
-def test_projection_keeps_distances_between_regimes():
-    """Short pages are projected exactly; long ones keep the distance of a real shift."""
-    from narratives.pivots import _project
+def test_gram_null_maxima_match_the_running_sums():
+    """The Gram-matrix kernel of a short page's topic nulls gives the running-sum kernel's
+    maxima on the vectors themselves, for a block anywhere in the page."""
+    from narratives.pivots import _gram_null_maxima, _null_maxima, _shuffles
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((50, 384)).astype(np.float32) + 3.0  # far from the origin
+    x[30:] += 0.5
+    block = slice(12, 50)
+    orders = _shuffles(np.random.default_rng(3), 38, 20)
+    want = _null_maxima(x[block], [(slice(None), "l2")], orders, 4)[0]
+    np.testing.assert_allclose(_null_maxima(x, [(slice(None), "l2")], orders, 4, lo=12)[0], want)
+    gram = x.astype(np.float64) @ x.T.astype(np.float64)
+    np.testing.assert_allclose(_gram_null_maxima(gram, orders, 4, lo=12), want, rtol=1e-4)
+    np.testing.assert_allclose(_gram_null_maxima(gram[block, block], orders, 4), want, rtol=1e-4)
+
+
+def test_short_pages_keep_every_distance_long_ones_the_large_ones():
+    """A short page's coordinates keep the inner products of its full embeddings (up to
+    the ridge), its topic signal those of the embeddings less their language's mean; a
+    long page's projection keeps the distance of a real shift."""
+    from narratives.pivots import _coordinates, _project, _Signals, _without_language_means
+    from narratives.timelines import Timeline
 
     rng = np.random.default_rng(0)
-    for n, tol in ((30, 1e-4), (600, 0.05)):
-        x = rng.standard_normal((n, 384)) * np.linspace(1.0, 0.05, 384)
-        x[n // 3 :] += 2.0 * rng.standard_normal(384) * np.linspace(1.0, 0.05, 384)
-        y = _project(x, 32)
-        assert y.shape == (n, min(n, 32))
-        full = np.linalg.norm(x[: n // 3].mean(axis=0) - x[n // 3 :].mean(axis=0))
-        kept = np.linalg.norm(y[: n // 3].mean(axis=0) - y[n // 3 :].mean(axis=0))
-        assert abs(kept - full) <= tol * full
+    scale = np.linspace(1.0, 0.05, 384)
+    x = rng.standard_normal((30, 384)) * scale
+    x[10:] += 2.0 * rng.standard_normal(384) * scale
+    x -= x.mean(axis=0)
+    coords = _coordinates(x @ x.T)
+    assert coords.shape == (30, 30)
+    np.testing.assert_allclose(coords @ coords.T, x @ x.T, rtol=1e-5, atol=1e-5)
+    duplicated = np.vstack([x, x[:5]]) - np.vstack([x, x[:5]]).mean(axis=0)
+    assert np.isfinite(_coordinates(duplicated @ duplicated.T)).all()  # singular Gram
+    langs = np.array(["en"] * 12 + ["zh"] * 18, dtype=object)
+    page = Timeline("p", np.arange(30), np.arange(30), np.zeros(30), langs, np.ones((30, 4)), x)
+    sig = _Signals.of(page, (0, 1))
+    topic = _without_language_means(x, langs)
+    np.testing.assert_allclose(sig.gram, topic @ topic.T, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(sig.topic @ sig.topic.T, topic @ topic.T, rtol=1e-5, atol=1e-3)
+    n = 600
+    x = rng.standard_normal((n, 384)) * scale
+    x[n // 3 :] += 2.0 * rng.standard_normal(384) * scale
+    y = _project(x, 32)
+    assert y.shape == (n, 32)
+    full = np.linalg.norm(x[: n // 3].mean(axis=0) - x[n // 3 :].mean(axis=0))
+    kept = np.linalg.norm(y[: n // 3].mean(axis=0) - y[n // 3 :].mean(axis=0))
+    assert abs(kept - full) <= 0.05 * full
