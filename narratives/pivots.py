@@ -31,6 +31,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -811,22 +812,38 @@ class PivotDetector:
         if jobs == 1:
             results = self._detect_pages(page_timelines(posts, profiles, embeddings))
         else:
-            from joblib import Parallel, delayed
-
-            # the workers read the pages' signals themselves: joblib hands them large
-            # arrays as one memory map, a RowFile reopens its file; only the pages' rows,
-            # ids, times, languages and tags travel with each batch
-            if embeddings is not None and not isinstance(embeddings, (np.ndarray, RowFile)):
-                embeddings = np.asarray(embeddings, dtype=np.float32)
-            profiles = np.asarray(profiles)
-            batches = Parallel(n_jobs=jobs, return_as="generator")(
-                delayed(_detect_pages)(self.config, batch, profiles, embeddings)
-                for batch in _batches(page_timelines(posts, None))
-            )
-            results = [page for batch in batches for page in batch]
+            results = self._detect_in_workers(jobs, posts, profiles, embeddings)
         self.pivots_ = pivot_frame([row for _, page_rows, _ in results for row in page_rows])
         self.page_status_ = {page: status for page, _, status in results}
         return self
+
+    def _detect_in_workers(
+        self, jobs: int, posts: pd.DataFrame, profiles: np.ndarray, embeddings: Any
+    ) -> list[tuple[str, list[dict], str]]:
+        """:meth:`_detect_pages` in ``jobs`` worker processes, which read the pages' signals
+        themselves: only the pages' rows, ids, times, languages and tags travel with each
+        batch. The profiles (and embeddings held in memory) are written once, page after
+        page, to memory-mapped files that joblib hands the workers by name (its own dump
+        of a large array takes several times as long); a RowFile of embeddings (the run's
+        vectors file) is reopened by each worker."""
+        import tempfile
+
+        from joblib import Parallel, delayed
+
+        timelines = list(page_timelines(posts, None))
+        if not timelines:
+            return []
+        order = np.concatenate([t.rows for t in timelines])
+        with tempfile.TemporaryDirectory(prefix="narratives-pivots-") as folder:
+            ordered = Path(folder)
+            profiles = _page_ordered(profiles, order, ordered / "profiles")
+            if embeddings is not None and not isinstance(embeddings, RowFile):
+                embeddings = _page_ordered(embeddings, order, ordered / "embeddings")
+            batches = Parallel(n_jobs=jobs, return_as="generator")(
+                delayed(_detect_pages)(self.config, batch, profiles, embeddings)
+                for batch in _batches(timelines)
+            )
+            return [page for batch in batches for page in batch]
 
     def _jobs(self, n_posts: int) -> int:
         """Worker processes for ``n_posts`` posts: ``n_jobs``, or by default all cores once
@@ -860,35 +877,58 @@ class PivotDetector:
         }
 
 
+def _page_ordered(values: Any, order: np.ndarray, path: Path) -> np.ndarray:
+    """``values[order]``, memory-mapped from a file at ``path`` written a chunk at a time
+    (plain writes: filling a new memory map page by page takes several times as long)."""
+    values = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=np.float32)
+    with path.open("wb") as f:
+        for start in range(0, len(order), _BATCH_POSTS):
+            f.write(np.ascontiguousarray(values[order[start : start + _BATCH_POSTS]]).data)
+    shape = (len(order), *values.shape[1:])
+    return np.memmap(path, dtype=values.dtype, mode="r", shape=shape)
+
+
 def _detect_pages(
     config: PivotConfig, batch: _Batch, profiles: np.ndarray, embeddings: Any
 ) -> list[tuple[str, list[dict], str]]:
     """A worker's share of :meth:`PivotDetector.fit`: pages without their signals, read
-    here from the run's ``profiles`` and ``embeddings``."""
-    pages = (t.read_signals(profiles, embeddings) for t in batch.timelines())
-    return PivotDetector(config, n_jobs=1)._detect_pages(pages)
+    here from ``profiles`` and ``embeddings`` in page order (or, from a RowFile, by the
+    posts' rows)."""
+    detector = PivotDetector(config, n_jobs=1)
+    out = []
+    # joblib's workers already run BLAS on one thread each (threadpoolctl's limits cost
+    # milliseconds a call: not once per batch)
+    for timeline, span in batch.timelines():
+        timeline.profiles = profiles[span]
+        if isinstance(embeddings, RowFile):
+            timeline.embeddings = embeddings[timeline.rows]
+        elif embeddings is not None:
+            timeline.embeddings = embeddings[span]
+        out.append((timeline.page_id, *detector.detect_page(timeline)))
+    return out
 
 
 def _batches(timelines: Iterable[Timeline]) -> Iterator[_Batch]:
     """Consecutive pages, about ``_BATCH_POSTS`` posts at a time."""
     batch: list[Timeline] = []
-    size = 0
+    size = first = 0
     for timeline in timelines:
         batch.append(timeline)
         size += len(timeline)
         if size >= _BATCH_POSTS:
-            yield _Batch.of(batch)
-            batch, size = [], 0
+            yield _Batch.of(batch, first)
+            batch, first, size = [], first + size, 0
     if batch:
-        yield _Batch.of(batch)
+        yield _Batch.of(batch, first)
 
 
 @dataclass
 class _Batch:
     """Pages on their way to a worker, without their signals, their arrays end to end:
     a handful of arrays to send, not five per page (each costs joblib's reducers more than
-    its data)."""
+    its data). ``first``: where the first page's posts start in page order."""
 
+    first: int
     page_ids: list[str]
     ends: np.ndarray
     rows: np.ndarray
@@ -898,12 +938,13 @@ class _Batch:
     tags: np.ndarray | None
 
     @classmethod
-    def of(cls, timelines: list[Timeline]) -> _Batch:
+    def of(cls, timelines: list[Timeline], first: int) -> _Batch:
         def joined(field: str) -> np.ndarray:
             return np.concatenate([getattr(t, field) for t in timelines])
 
         tags = [t.tags for t in timelines if t.tags is not None]
         return cls(
+            first,
             [t.page_id for t in timelines],
             np.cumsum([len(t) for t in timelines]),
             joined("rows"),
@@ -913,10 +954,11 @@ class _Batch:
             np.concatenate(tags) if len(tags) == len(timelines) else None,
         )
 
-    def timelines(self) -> Iterator[Timeline]:
+    def timelines(self) -> Iterator[tuple[Timeline, slice]]:
+        """Each page, without signals, and where its posts lie in page order."""
         for page_id, a, b in zip(self.page_ids, np.r_[0, self.ends[:-1]], self.ends):
             part = slice(int(a), int(b))
-            yield Timeline(
+            page = Timeline(
                 page_id,
                 self.rows[part],
                 self.post_ids[part],
@@ -925,6 +967,7 @@ class _Batch:
                 None,
                 tags=None if self.tags is None else self.tags[part],
             )
+            yield page, slice(self.first + int(a), self.first + int(b))
 
 
 def _dominant(langs: np.ndarray) -> str | None:

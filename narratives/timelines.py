@@ -26,13 +26,6 @@ class Timeline:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def read_signals(self, profiles: np.ndarray, embeddings: Any = None) -> Timeline:
-        """This timeline with its posts' rows of ``profiles`` and ``embeddings`` (the
-        whole run's, as :func:`page_timelines` takes them)."""
-        self.profiles = profiles[self.rows]
-        self.embeddings = None if embeddings is None else embeddings[self.rows]
-        return self
-
     def gaps_days(self) -> np.ndarray:
         """Days between consecutive posts (n - 1 values)."""
         return np.diff(self.times).astype("timedelta64[s]").astype(np.float64) / 86400.0
@@ -55,7 +48,7 @@ def page_timelines(
     ``embeddings``: an (n, d) array or anything that gives one for ``embeddings[rows]``
     (a :class:`~narratives.rowfile.RowFile`: a page's rows are read when it comes).
     Without ``profiles``, timelines come without them (and without embeddings): their
-    ``rows`` say where to read them (:meth:`Timeline.read_signals`).
+    ``rows`` say where to read them.
     Only posts with status ``ok``, a page id and a time take part; ties in time keep
     input order, so the result does not depend on how the input was sorted beyond that.
     """
