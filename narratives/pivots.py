@@ -40,7 +40,7 @@ import pandas as pd
 from . import schema
 from .rowfile import RowFile
 from .tagger import narrative_mix
-from .timelines import Timeline, page_timelines
+from .timelines import Timeline, page_timelines, timed_rows
 from .topics import TOPICS
 
 logger = logging.getLogger(__name__)
@@ -822,28 +822,38 @@ class PivotDetector:
     ) -> list[tuple[str, list[dict], str]]:
         """:meth:`_detect_pages` in ``jobs`` worker processes, which read the pages' signals
         themselves: only the pages' rows, ids, times, languages and tags travel with each
-        batch. The profiles (and embeddings held in memory) are written once, page after
-        page, to memory-mapped files that joblib hands the workers by name (its own dump
-        of a large array takes several times as long); a RowFile of embeddings (the run's
-        vectors file) is reopened by each worker."""
+        batch. The profiles (and embeddings held in memory) are written page after page to
+        files in a temporary folder, each batch's part just before the batch is handed
+        out (the first workers start while the rest is written), and the workers read them
+        as memory maps, which joblib sends by name (its own dump of a large array took
+        several times as long); a RowFile of embeddings (the run's vectors file) is
+        reopened by each worker."""
         import tempfile
 
         from joblib import Parallel, delayed
 
-        timelines = list(page_timelines(posts, None))
-        if not timelines:
+        n = len(timed_rows(posts))
+        if n == 0:
             return []
-        order = np.concatenate([t.rows for t in timelines])
         with tempfile.TemporaryDirectory(prefix="narratives-pivots-") as folder:
-            ordered = Path(folder)
-            profiles = _page_ordered(profiles, order, ordered / "profiles")
+            files = [_PageOrdered(Path(folder) / "profiles", profiles, n)]
+            shared = embeddings  # None, or a RowFile the workers reopen
             if embeddings is not None and not isinstance(embeddings, RowFile):
-                embeddings = _page_ordered(embeddings, order, ordered / "embeddings")
-            batches = Parallel(n_jobs=jobs, return_as="generator")(
-                delayed(_detect_pages)(self.config, batch, profiles, embeddings)
-                for batch in _batches(timelines)
-            )
-            return [page for batch in batches for page in batch]
+                files.append(_PageOrdered(Path(folder) / "embeddings", embeddings, n))
+                shared = files[-1].map
+
+            def tasks() -> Iterator[Any]:
+                for batch in _batches(page_timelines(posts, None)):
+                    for f in files:
+                        f.write(batch.first, batch.rows)
+                    yield delayed(_detect_pages)(self.config, batch, files[0].map, shared)
+
+            try:
+                batches = Parallel(n_jobs=jobs, return_as="generator")(tasks())
+                return [page for batch in batches for page in batch]
+            finally:
+                for f in files:
+                    f.close()
 
     def _jobs(self, n_posts: int) -> int:
         """Worker processes for ``n_posts`` posts: ``n_jobs``, or by default all cores once
@@ -877,15 +887,27 @@ class PivotDetector:
         }
 
 
-def _page_ordered(values: Any, order: np.ndarray, path: Path) -> np.ndarray:
-    """``values[order]``, memory-mapped from a file at ``path`` written a chunk at a time
-    (plain writes: filling a new memory map page by page takes several times as long)."""
-    values = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=np.float32)
-    with path.open("wb") as f:
-        for start in range(0, len(order), _BATCH_POSTS):
-            f.write(np.ascontiguousarray(values[order[start : start + _BATCH_POSTS]]).data)
-    shape = (len(order), *values.shape[1:])
-    return np.memmap(path, dtype=values.dtype, mode="r", shape=shape)
+class _PageOrdered:
+    """The rows of ``values`` in page order, in a file at ``path`` of n rows written a
+    batch at a time with plain writes (filling a new memory map page by page takes several
+    times as long), and ``map``, the file as a read-only memory map."""
+
+    def __init__(self, path: Path, values: Any, n: int) -> None:
+        self.values = values if isinstance(values, np.ndarray) else np.asarray(values, np.float32)
+        row = self.values.dtype.itemsize * int(np.prod(self.values.shape[1:]))
+        self._row_bytes = row
+        self._file = path.open("w+b")
+        self._file.truncate(n * row)
+        self.map = np.memmap(path, self.values.dtype, "r", shape=(n, *self.values.shape[1:]))
+
+    def write(self, first: int, rows: np.ndarray) -> None:
+        """The values of ``rows`` from position ``first`` on."""
+        self._file.seek(first * self._row_bytes)
+        self._file.write(np.ascontiguousarray(self.values[rows]).data)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _detect_pages(
