@@ -384,3 +384,25 @@ def test_short_pages_keep_every_distance_long_ones_the_large_ones():
     full = np.linalg.norm(x[: n // 3].mean(axis=0) - x[n // 3 :].mean(axis=0))
     kept = np.linalg.norm(y[: n // 3].mean(axis=0) - y[n // 3 :].mean(axis=0))
     assert abs(kept - full) <= 0.05 * full
+
+
+def test_a_clear_null_stops_after_a_fifth_of_the_shuffles():
+    """A test whose first 20 shuffles already hold 5 or more at least as extreme is
+    decided (its p-value over 99 would exceed kind_alpha and 3 alpha whatever the other 79
+    hold): the rest is not drawn; a real shift draws all 99."""
+    from narratives.pivots import _Signals
+
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 6)).astype(np.float32)
+    langs = np.ones((60, 1))
+    profiles = rng.dirichlet(np.ones(4), size=60)
+    detector = PivotDetector()
+    noise = _Signals(x, x, profiles, langs, (0, 1))
+    p = detector._p_value(noise, 0, 60, "topic_l2", 0.0)
+    assert p == 21 / 100 and noise._nulls[(0, 60)].drawn == 20  # all 20 as extreme
+    shifted = x.copy()
+    shifted[30:] += 3.0
+    real = _Signals(shifted, shifted, profiles, langs, (0, 1))
+    observed = np.sqrt(30 * 30 / 60) * np.linalg.norm(shifted[:30].mean(0) - shifted[30:].mean(0))
+    assert detector._p_value(real, 0, 60, "topic_l2", observed) == 1 / 100
+    assert real._nulls[(0, 60)].drawn == 99
