@@ -128,7 +128,8 @@ def test_sub_narratives_only_with_their_narrative(tagger, embedder):
 
 
 def test_evaluation_set_meets_targets_and_beats_the_baseline(tagger, embedder):
-    """134 labelled posts in six languages, none used to build or calibrate the tagger."""
+    """374 labelled posts in six languages, none used to build or calibrate the tagger (240
+    of them 40 items written in every language)."""
     from narratives.tagger_eval import evaluate_tagger, load_eval_set
 
     rows = load_eval_set()
@@ -137,15 +138,16 @@ def test_evaluation_set_meets_targets_and_beats_the_baseline(tagger, embedder):
     ours, base = result["tagger"], result["baseline"]
     assert ours["micro_f1"] >= 0.75, ours
     assert ours["micro_f1"] > base["micro_f1"] + 0.3
-    # the target is 3% (at most 1 of the 60 posts without a narrative); measured 0 with
-    # the gate (3, all neutral news on the same subjects, without it), while the baseline,
-    # its cut-off chosen on this very set for F1, falls between 3.3% (int8) and 6.7%
+    # the target is 3% (at most 4 of the 144 posts without a narrative); measured 0 with
+    # the gate, while the baseline, its cut-off chosen on this very set for F1, tags 10-14%
     assert ours["false_tag_rate"] <= 0.03, ours
     assert ours["false_tag_rate_harmless"] == 0.0
     assert ours["false_tag_rate"] <= base["false_tag_rate"]
-    # non-English posts are not tagged worse than English ones (they are tagged better
-    # here: see the README)
-    assert ours["cross_lingual_gap"] >= -0.10
+    # the cross-lingual gap (non-English minus English) within 0.10, on the whole set and
+    # on the items written in every language, where content does not differ (measured
+    # -0.002 and -0.060 on the int8 vectors, +0.021 and -0.028 on torch's)
+    assert abs(ours["cross_lingual_gap"]) <= 0.10, ours
+    assert abs(ours["cross_lingual_gap_parallel"]) <= 0.10, ours
 
 
 def test_score_fills_narratives(sample_result):
