@@ -1,14 +1,15 @@
 """Pivot detection: abrupt, lasting changes of a page's topic or language.
 
 Each page is read as signals over its posts in time order (see :class:`_Signals`): its
-embeddings, projected on the page's own principal directions; the same less each
-language's mean, which leaves the subject without the language it is written in (e5
-puts unrelated posts of one language closer together than a post and its translation);
-its topic profiles over cross-lingual anchors (:mod:`narratives.topics`); and its
-languages, one-hot. ruptures' kernel change-point search (PELT, linear kernel) proposes
-changes of subject and of language with a penalty calibrated on the page itself: the
-largest gain a single split reaches on shuffled copies of the page's own posts. No
-penalty is tuned per dataset.
+embeddings (on a short page in their full dimension, through its Gram matrix; a long
+page's projected on its own principal directions); the same less each language's mean,
+which leaves the subject without the language it is written in (e5 puts unrelated posts
+of one language closer together than a post and its translation); its topic profiles
+over cross-lingual anchors (:mod:`narratives.topics`); and its languages, one-hot.
+ruptures' kernel change-point search (PELT, linear kernel) proposes changes of subject
+and of language with a penalty calibrated on the page itself: the largest gain a single
+split reaches on shuffled copies of the page's own posts. No penalty is tuned per
+dataset.
 
 Every proposed change is then tested between its two neighbouring regimes: the total
 variation distance between their topic mixes and between their language mixes must be
@@ -155,14 +156,20 @@ class _Splits:
     weight: np.ndarray
 
 
+def _split_factors(m: int, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """At splits t of m posts: m / (t (m - t)) and 1 / (m - t), which turn the running sum
+    before t and the total into the difference of the two sides' means, and the weight
+    sqrt(t (m - t) / m) of that difference."""
+    tf = t.astype(np.float64)
+    return m / (tf * (m - tf)), 1.0 / (m - tf), np.sqrt(tf * (m - tf) / m)
+
+
 @functools.lru_cache(maxsize=4096)
 def _splits(m: int, min_size: int, grid: bool) -> _Splits:
     """The splits of a block of m posts (factors in float32, as the compiled nulls read
     them), computed once per size: pages share them."""
     t = _positions(m, min_size, grid).astype(np.int64)
-    tf = t.astype(np.float64)
-    factors = (m / (tf * (m - tf)), 1.0 / (m - tf), np.sqrt(tf * (m - tf) / m))
-    arrays: list[np.ndarray] = [t, *(f.astype(np.float32) for f in factors)]
+    arrays: list[np.ndarray] = [t, *(f.astype(np.float32) for f in _split_factors(m, t))]
     for a in arrays:
         a.flags.writeable = False
     return _Splits(*arrays)
@@ -178,11 +185,10 @@ def _split_stats(x: np.ndarray, t: np.ndarray, parts: list[tuple[slice, str]]) -
     """
     m = x.shape[0]
     csum = np.cumsum(x, axis=0)
-    tf = t.astype(np.float64)
+    scale_left, scale_total, weight = (f.astype(x.dtype) for f in _split_factors(m, t))
     # mean before minus mean after = left * m / (t (m - t)) - total / (m - t)
-    diff = csum[t - 1] * (m / (tf * (m - tf)))[:, None].astype(x.dtype)
-    diff -= csum[-1] * (1.0 / (m - tf))[:, None].astype(x.dtype)
-    weight = np.sqrt(tf * (m - tf) / m).astype(x.dtype)
+    diff = csum[t - 1] * scale_left[:, None]
+    diff -= csum[-1] * scale_total[:, None]
     out = []
     for columns, norm in parts:
         d = diff[:, columns]
@@ -904,10 +910,9 @@ class _PageOrdered:
 
     def __init__(self, path: Path, values: Any, n: int) -> None:
         self.values = values if isinstance(values, np.ndarray) else np.asarray(values, np.float32)
-        row = self.values.dtype.itemsize * int(np.prod(self.values.shape[1:]))
-        self._row_bytes = row
+        self._row_bytes = self.values.dtype.itemsize * int(np.prod(self.values.shape[1:]))
         self._file = path.open("w+b")
-        self._file.truncate(n * row)
+        self._file.truncate(n * self._row_bytes)
         self.map = np.memmap(path, self.values.dtype, "r", shape=(n, *self.values.shape[1:]))
 
     def write(self, first: int, rows: np.ndarray) -> None:

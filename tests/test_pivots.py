@@ -177,10 +177,13 @@ def test_worker_processes_give_the_same_pivots(tmp_path):
         vectors = RowFile(tmp_path / "vectors.f32", *emb.shape)
         vectors[:] = emb
         from_file = PivotDetector(n_jobs=2).fit(posts, profiles, vectors)
+        profiles_only = PivotDetector(n_jobs=2).fit(posts, profiles)
     assert len(one.pivots_) == 6
     pd.testing.assert_frame_equal(one.pivots_, two.pivots_)
     pd.testing.assert_frame_equal(one.pivots_, from_file.pivots_)
     assert one.page_status_ == two.page_status_ == from_file.page_status_
+    without_embeddings = PivotDetector(n_jobs=1).fit(posts, profiles)
+    pd.testing.assert_frame_equal(without_embeddings.pivots_, profiles_only.pivots_)
     assert one.page_status_["short"].startswith("too few posts")
     assert all(row[0]["id"] == "us_decline" for row in one.pivots_["after_narratives"])
     assert PivotDetector()._jobs(100) == 1  # small inputs stay in this process
