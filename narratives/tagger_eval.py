@@ -2,7 +2,7 @@
 
 The bundled evaluation set (``narratives/evaluation/tagger-eval-v2.jsonl``) holds 374
 short posts in six languages (English, Chinese, Russian, Spanish, French, Vietnamese;
-the taxonomy's exemplars cover only the first four and Vietnamese), written for
+the taxonomy's exemplars cover all but French), written for
 evaluation apart from the taxonomy's exemplars and never used to build or calibrate a
 tagger: 230 posts that carry one or two narratives, 78 harmless posts (ads, sport,
 recipes, follow-back spam) and 66 near-misses (neutral news about China, the US, Japan,
@@ -89,7 +89,9 @@ def _metrics(truth: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict[str
     }
 
 
-def _gap(truth: np.ndarray, pred: np.ndarray, narratives: list[str], langs: np.ndarray):
+def _gap(
+    truth: np.ndarray, pred: np.ndarray, narratives: list[str], langs: np.ndarray
+) -> tuple[float, float, float] | None:
     """Micro F1 of English posts, of the others, and the gap (others minus English)."""
     english = langs == "en"
     if not english.any() or english.all():
