@@ -81,8 +81,7 @@ def _split_maxima(
 
 
 def _gram_split_maxima(
-    gram: np.ndarray,  # (n, n) float64: inner products of the page's posts
-    lo: int,  # the block: posts lo..lo+m-1
+    centred: np.ndarray,  # (m, m) float64: inner products of the block's posts, centred
     orders: np.ndarray,  # (b, m) int32: each row a shuffled order of the m posts
     t: np.ndarray,  # (T,) int64: splits looked at, increasing
     out: np.ndarray,  # (b,) float64, zeros: the maxima
@@ -93,16 +92,6 @@ def _gram_split_maxima(
     x, the first term read off the running sum of the Gram rows of the posts taken (m
     additions a post, whatever the signal's dimension)."""
     b, m = orders.shape
-    means = np.zeros(m)
-    for i in range(m):
-        for j in range(m):
-            means[i] += gram[lo + i, lo + j]
-        means[i] /= m
-    mean = means.mean()
-    centred = np.empty((m, m))
-    for i in range(m):
-        for j in range(m):
-            centred[i, j] = gram[lo + i, lo + j] - means[i] - means[j] + mean
     last = t[t.shape[0] - 1]
     taken = np.empty(m)  # the sum of the rows of the posts already taken
     for p in range(b):

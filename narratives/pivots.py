@@ -242,11 +242,15 @@ def _gram_null_maxima(
     """:func:`_null_maxima` of one Euclidean (``"l2"``) signal, from the Gram matrix of the
     page's posts (``gram``, n x n; the block from post ``lo``): exact in the signal's full
     dimension at a cost that does not grow with it
-    (:func:`narratives._nulls.gram_split_maxima`)."""
-    from ._nulls import gram_split_maxima
+    (:func:`narratives._nulls.gram_split_maxima`). The block is centred as a page's
+    languages are taken out, with all its posts in one group."""
+    from ._nulls import gram_less_group_means, gram_split_maxima
 
+    m = orders.shape[1]
+    block = np.ascontiguousarray(gram[lo : lo + m, lo : lo + m])
+    centred = gram_less_group_means(block, np.zeros(m, dtype=np.intp), 1)
     out = np.zeros(len(orders), dtype=np.float64)
-    gram_split_maxima(gram, lo, orders, _splits(orders.shape[1], min_size, True).t, out)
+    gram_split_maxima(centred, orders, _splits(m, min_size, True).t, out)
     return out.astype(np.float32)
 
 

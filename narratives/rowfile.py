@@ -23,22 +23,20 @@ class RowFile:
 
     dtype = np.dtype(np.float32)
 
-    def __init__(self, path: str | Path, n: int, dim: int) -> None:
+    def __init__(self, path: str | Path, n: int, dim: int, *, read_only: bool = False) -> None:
         self.path = Path(path)
         self.shape = (n, dim)
         self._row_bytes = dim * self.dtype.itemsize
+        if read_only:
+            self._fd = os.open(self.path, os.O_RDONLY)
+            return
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         os.ftruncate(self._fd, n * self._row_bytes)
 
     @classmethod
     def reader(cls, path: str | Path, n: int, dim: int) -> RowFile:
         """The (n, dim) matrix already in ``path``, opened to read only."""
-        self = cls.__new__(cls)
-        self.path = Path(path)
-        self.shape = (n, dim)
-        self._row_bytes = dim * self.dtype.itemsize
-        self._fd = os.open(self.path, os.O_RDONLY)
-        return self
+        return cls(path, n, dim, read_only=True)
 
     def __reduce__(self) -> tuple[Any, tuple[str, int, int]]:
         """A copy sent to another process (a worker) reads the same file."""
