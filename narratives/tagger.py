@@ -71,6 +71,14 @@ def language_directions(x: np.ndarray, langs: np.ndarray) -> np.ndarray:
     return vt[s > 1e-6 * s.max()].astype(np.float32)
 
 
+def calibration_languages(taxonomy: Taxonomy) -> list[str]:
+    """Languages in which every sub-narrative of ``taxonomy`` has exemplars: each takes
+    its turn as the held-out language when a tagger is calibrated on the exemplars."""
+    subs = [node for node in taxonomy.nodes if node.parent]
+    langs = sorted({lang for node in taxonomy.nodes for lang, _ in node.all_exemplars()})
+    return [lang for lang in langs if subs and all(node.exemplars.get(lang) for node in subs)]
+
+
 def _fit_head(
     x: np.ndarray,
     y: np.ndarray,
@@ -180,68 +188,112 @@ class NarrativeTagger:
     @classmethod
     def zero_shot(cls, taxonomy: Taxonomy | str | Path | None, embedder) -> NarrativeTagger:
         """Build the zero-shot tagger of a taxonomy with an embedder (no labelled posts)."""
+        return cls.from_exemplars(taxonomy, embedder)
+
+    @classmethod
+    def from_exemplars(
+        cls,
+        taxonomy: Taxonomy | str | Path | None,
+        embedder,
+        posts: tuple[list[str], list[str], list[list[str]]] | None = None,
+        embeddings: np.ndarray | None = None,
+    ) -> NarrativeTagger:
+        """The zero-shot recipe: class-balanced heads on the taxonomy's exemplars and
+        definitions (and its harmless ``none`` exemplars), language directions taken out,
+        thresholds and the gate calibrated leave-one-language-out. ``posts``: labelled
+        posts that join the exemplars, as (texts, languages, label ids of each; empty for
+        none), with their ``embeddings`` if made already; a post's sub-narrative carries
+        its narrative. This is how ``narratives train --taxonomy`` fits a taxonomy that
+        has exemplars (see :mod:`narratives.finetune`)."""
         if not isinstance(taxonomy, Taxonomy):
             taxonomy = load_taxonomy(taxonomy)
         texts, langs, rows = [], [], []
         labels = taxonomy.ids
         index = {label: k for k, label in enumerate(labels)}
+
+        def targets(node_id: str) -> list[int]:
+            parent = taxonomy.node(node_id).parent
+            return [index[node_id]] + ([index[parent]] if parent else [])
+
         for node in taxonomy.nodes:
-            targets = [index[node.id]] + ([index[node.parent]] if node.parent else [])
             entries = [*node.all_exemplars(), ("en", f"{node.name}. {node.definition}")]
             for lang, sentence in entries:
                 texts.append(sentence)
                 langs.append(lang)
-                rows.append(targets)
+                rows.append(targets(node.id))
         for lang, sentence in taxonomy.none.all_exemplars():
             texts.append(sentence)
             langs.append(lang)
             rows.append([])
-        y = np.zeros((len(texts), len(labels)), dtype=np.float32)
-        for i, targets in enumerate(rows):
-            y[i, targets] = 1.0
+        n_exemplars = len(texts)
         x = embedder.encode(texts)
+        if posts is not None:
+            post_texts, post_langs, post_labels = posts
+            if not (len(post_texts) == len(post_langs) == len(post_labels)):
+                raise ValueError("posts: texts, languages and labels must have one entry each")
+            texts += list(post_texts)
+            langs += list(post_langs)
+            rows += [sorted({k for label in row for k in targets(label)}) for row in post_labels]
+            if embeddings is None:
+                embeddings = embedder.encode(list(post_texts))
+            x = np.vstack([x, np.asarray(embeddings, dtype=x.dtype)])
+        y = np.zeros((len(texts), len(labels)), dtype=np.float32)
+        for i, columns in enumerate(rows):
+            y[i, columns] = 1.0
         langs_arr = np.array(langs)
-        # thresholds: fitted on all languages but one, scored on that one, in turn (every
-        # language with exemplars of every sub-narrative takes its turn)
-        held_out = np.zeros_like(y)
-        folds = [
-            lang
-            for lang in sorted(set(langs))
-            if all(node.exemplars.get(lang) for node in taxonomy.nodes if node.parent)
-        ]
+        # thresholds: fitted on the exemplars of all languages but one, scored on that
+        # one's, in turn (every language with exemplars of every sub-narrative takes its
+        # turn); the gate (any narrative against none) is calibrated the same way. The
+        # labelled posts join the final fit only: a calibration that held them out too
+        # chose thresholds that tagged unseen posts worse (measured, see the README)
+        ex_x, ex_y, ex_langs = x[:n_exemplars], y[:n_exemplars], langs_arr[:n_exemplars]
+        held_out = np.zeros_like(ex_y)
+        folds = calibration_languages(taxonomy)
+        if not folds:
+            raise InputError(
+                f"taxonomy {taxonomy.id} has no language with exemplars of every "
+                "sub-narrative: add exemplars, or train on labelled posts alone"
+            )
         for lang in folds:
-            test = langs_arr == lang
-            head = _fit_head(x[~test], y[~test], langs_arr[~test])
-            held_out[test] = head.proba(x[test])
+            test = ex_langs == lang
+            head = _fit_head(ex_x[~test], ex_y[~test], ex_langs[~test])
+            held_out[test] = head.proba(ex_x[test])
         thresholds = np.zeros(len(labels), dtype=np.float32)
         per_label = {}
         for k, label in enumerate(labels):
-            thresholds[k], f1 = _best_threshold(held_out[:, k], y[:, k] > 0)
+            thresholds[k], f1 = _best_threshold(held_out[:, k], ex_y[:, k] > 0)
             per_label[label] = {"threshold": float(thresholds[k]), "held_out_f1": round(f1, 4)}
-        # the gate: any narrative against none, calibrated the same way. The heads above
-        # tell one narrative's subject from another's; the gate tells a post that pushes
-        # one from ordinary news on the same subjects (the `none` exemplars)
+        # the gate tells a post that pushes a narrative from ordinary news on the same
+        # subjects (the `none` exemplars); the heads tell one narrative's subject from
+        # another's
         carries = (y.sum(axis=1) > 0).astype(np.float32)[:, None]
-        gate_held_out = np.zeros(len(y), dtype=np.float32)
+        ex_carries = carries[:n_exemplars]
+        gate_held_out = np.zeros(n_exemplars, dtype=np.float32)
         for lang in folds:
-            test = langs_arr == lang
-            gate_held_out[test] = _fit_head(x[~test], carries[~test], langs_arr[~test]).proba(
-                x[test]
+            test = ex_langs == lang
+            gate_held_out[test] = _fit_head(ex_x[~test], ex_carries[~test], ex_langs[~test]).proba(
+                ex_x[test]
             )[:, 0]
-        in_folds = np.isin(langs_arr, folds)
-        gate_threshold, gate_f1 = _best_threshold(gate_held_out[in_folds], carries[in_folds, 0] > 0)
+        in_folds = np.isin(ex_langs, folds)
+        gate_threshold, gate_f1 = _best_threshold(
+            gate_held_out[in_folds], ex_carries[in_folds, 0] > 0
+        )
         head = _fit_head(x, y, langs_arr)
         gate = _fit_head(x, carries, langs_arr)
         metrics = {
             "calibration": "leave-one-language-out over the taxonomy's exemplars "
-            f"({', '.join(folds)})",
-            "n_exemplars": len(texts),
+            f"({', '.join(folds)})"
+            + ("; the labelled posts join the final fit" if posts is not None else ""),
+            "n_exemplars": n_exemplars,
             "labels": per_label,
             "gate": {"threshold": gate_threshold, "held_out_f1": round(gate_f1, 4)},
         }
+        if posts is not None:
+            metrics["n_posts"] = len(texts) - n_exemplars
         model = {"model_id": embedder.model_id, "model_version": embedder.model_version}
         model["dim"] = int(x.shape[1])
-        tagger = cls(taxonomy, head, thresholds, model, metrics, gate=(gate, gate_threshold))
+        kind = "zero-shot" if posts is None else "trained"
+        tagger = cls(taxonomy, head, thresholds, model, metrics, kind, (gate, gate_threshold))
         tagger.embedder = embedder
         return tagger
 
@@ -465,6 +517,25 @@ class NarrativeTagger:
                 "posts that push any narrative from the harmless ones (ordinary news on the "
                 "same subjects included): a post the gate turns down gets no tag. Thresholds "
                 "(the gate's too) are calibrated leave-one-language-out on the exemplars.",
+                "",
+            ]
+        elif self.metrics.get("recipe") == "exemplars":
+            m = self.metrics
+            lines += [
+                f"Trained on {m.get('n_texts')} labelled texts (languages "
+                f"{m.get('languages')}) together with the taxonomy's {m.get('n_exemplars')} "
+                "exemplar sentences, definitions and harmless `none` exemplars, the way the "
+                f"zero-shot tagger is built: a class-balanced logistic head per label (L2 {L2}) "
+                "on frozen embeddings with the directions that tell languages apart taken "
+                "out, and a gate head (any narrative against none). Thresholds (the gate's "
+                f"too) are calibrated {m.get('calibration')}.",
+                "",
+                f"Labels in the data that are not in the taxonomy: "
+                f"{m.get('unknown_labels') or 'none'}.",
+                "",
+                "| label | labelled texts |",
+                "|---|---|",
+                *(f"| {k} | {v} |" for k, v in (m.get("label_counts") or {}).items()),
                 "",
             ]
         else:
