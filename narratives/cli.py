@@ -510,6 +510,14 @@ def train(
             "validation split better.",
         ),
     ] = True,
+    exemplars: Annotated[
+        bool,
+        typer.Option(
+            "--exemplars/--no-exemplars",
+            help="With --taxonomy (one with exemplars): train on its exemplars with the "
+            "labelled posts, calibrated like the zero-shot tagger.",
+        ),
+    ] = True,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
@@ -529,7 +537,12 @@ def train(
         encoder = "contrastive" if contrastive else "frozen"
         trainer = Trainer(
             TrainingArguments(
-                min_examples=min_examples, seed=seed, encoder=encoder, pairs=pairs, gate=gate
+                min_examples=min_examples,
+                seed=seed,
+                encoder=encoder,
+                pairs=pairs,
+                gate=gate,
+                exemplars=exemplars,
             ),
             Embedder("default", backend="torch" if contrastive else backend),
         )
@@ -538,6 +551,13 @@ def train(
         _fail(str(exc))
     tagger.save_pretrained(out)
     report = trainer.report
+    if report.get("recipe") == "exemplars" and tagger.gate is not None:
+        typer.echo(
+            f"trained on {report['n_texts']} texts and {report['n_exemplars']} exemplars of "
+            f"{taxonomy}: {len(tagger.labels)} labels, gate at {tagger.gate[1]}"
+        )
+        typer.echo(f"tagger in {out}/ (use: narratives score ... --tagger {out})")
+        return
     typer.echo(
         f"trained on {report['n_texts']} texts: {len(tagger.labels)} labels "
         f"(dropped {len(report['dropped_labels'])} with < {min_examples} examples), "

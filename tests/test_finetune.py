@@ -234,7 +234,7 @@ def test_labels_checked_against_a_taxonomy(labelled, embedder):
     # narratives by name, sub-narratives by id
     by_label = {f"{tax.node(c.parent).name}: {c.name}": c.id for c in tax.nodes if c.parent}
     fine = [[by_label.get(label, label) for label in row] for row in fine]
-    settings = TrainingArguments(l2_grid=(1e-6,), chunk_chars=400)
+    settings = TrainingArguments(l2_grid=(1e-6,), chunk_chars=400, exemplars=False)
     x = Trainer(settings, embedder).embed(texts)
     tagger = Trainer(settings, embedder).train(texts, coarse, fine, embeddings=x, taxonomy=tax)
     assert tagger.taxonomy.id == "china-cib"
@@ -246,6 +246,48 @@ def test_labels_checked_against_a_taxonomy(labelled, embedder):
     bad = [*coarse[:-1], ["Xinjiang genocide denial (typo)"]]
     with pytest.raises(InputError, match=r"1 labels are not in taxonomy china-cib.*typo"):
         Trainer(settings, embedder).train(texts, bad, fine, embeddings=x, taxonomy=tax)
+
+
+def test_labelled_posts_join_the_taxonomy_exemplars(embedder, tmp_path):
+    """With a taxonomy that has exemplars, the labelled posts join them in the zero-shot
+    recipe: every label of the taxonomy is kept, the calibration is the zero-shot
+    tagger's (on the exemplars alone), and the heads learn what the posts teach."""
+    tax = load_taxonomy()
+    zero_shot = NarrativeTagger.zero_shot(tax, embedder)
+    # an analyst's taxonomy reading: posts on Fukushima's fish trade count as the
+    # Fukushima narrative (by name), a sub-narrative by id; one harmless post
+    fukushima = tax.node("fukushima").name
+    sub = tax.children("fukushima")[0].id
+    texts = [
+        "China stops buying Japanese scallops and the fishermen of Hokkaido are ruined",
+        "Seafood exporters in Sendai count their losses after the import ban",
+        "Japanese fish sales collapse in Hong Kong markets",
+        "Tokyo's seafood auctions fall silent as buyers stay away",
+        "Our cat slept on the sofa all afternoon",
+    ]
+    coarse = [[fukushima], [fukushima], [fukushima], [], ["Other"]]
+    fine = [[], [], [], [sub], []]
+    langs = ["en"] * len(texts)
+    trainer = Trainer(TrainingArguments(), embedder)
+    tagger = trainer.train(texts, coarse, fine, taxonomy=tax, languages=langs)
+    assert tagger.labels == zero_shot.labels and tagger.kind == "trained"
+    np.testing.assert_array_equal(tagger.thresholds, zero_shot.thresholds)
+    assert tagger.gate[1] == zero_shot.gate[1]
+    assert trainer.report["recipe"] == "exemplars" and trainer.report["n_texts"] == 5
+    counts = trainer.report["label_counts"]
+    assert counts[fukushima] == 4 and counts[tax.node(sub).name] == 1
+    probe = ["Fish markets in Osaka sell almost nothing since the ban on Japanese seafood"]
+    k = tagger.labels.index("fukushima")
+    before = zero_shot.predict_proba(probe)[0, k]
+    after = tagger.predict_proba(probe)[0, k]
+    assert after > before + 0.05, (before, after)
+    folder = tagger.save_pretrained(tmp_path / "with-exemplars")
+    assert "together with the taxonomy's" in (folder / "README.md").read_text()
+    again = NarrativeTagger.from_pretrained(folder, embedder)
+    np.testing.assert_array_equal(again.predict_proba(probe), tagger.predict_proba(probe))
+    # languages are detected when not given: the same posts, the same tagger
+    detected = Trainer(TrainingArguments(), embedder).train(texts, coarse, fine, taxonomy=tax)
+    np.testing.assert_array_equal(detected.predict_proba(probe), tagger.predict_proba(probe))
 
 
 def test_contrastive_pairs_share_a_label_or_none():
