@@ -11,8 +11,10 @@ on the other folds' posts together with the taxonomy's exemplars, definitions an
 taxonomy's ids, and tags the posts of the fold, which it never saw. The predictions of
 the folds are pooled, so every post is tagged by a tagger trained on labels disjoint from
 it, and scored like ``narratives eval tagger`` scores the zero-shot tagger on the same
-posts. Two trained taggers: a head on frozen embeddings, and (unless ``--frozen-only``)
-a head on an encoder fine-tuned first on ``--pairs`` contrastive pairs.
+posts. Trained taggers: the default recipe with a taxonomy (the zero-shot tagger's, with
+the labelled posts joining its exemplars; ``narratives train --taxonomy``), the
+validation-split recipe (a head on frozen embeddings, ``--no-exemplars``), and (unless
+``--frozen-only``) a head on an encoder fine-tuned first on ``--pairs`` contrastive pairs.
 """
 
 from __future__ import annotations
@@ -68,27 +70,34 @@ def main() -> None:
     fold = np.array([group_fold[r.get("item", r["id"])] % args.folds for r in rows])
     base_texts, base_coarse, base_fine = training_set(taxonomy)
 
-    def pooled(make) -> np.ndarray:
+    def pooled(make, exemplars: bool) -> np.ndarray:
         pred = np.zeros_like(truth)
         for k in range(args.folds):
             train = np.flatnonzero(fold != k)
-            tagger = make(
-                base_texts + [texts[i] for i in train],
-                base_coarse + [rows[i]["labels"] for i in train],
-                base_fine + [[] for _ in train],
-            )
+            posts = [texts[i] for i in train]
+            labels = [rows[i]["labels"] for i in train]
+            if exemplars:  # the recipe adds the taxonomy's exemplars itself
+                tagger = make(posts, labels, [[] for _ in train], list(langs[train]))
+            else:
+                tagger = make(
+                    base_texts + posts, base_coarse + labels, base_fine + [[] for _ in train]
+                )
             test = np.flatnonzero(fold == k)
             proba = tagger.predict_proba(texts=[texts[i] for i in test])
             columns = [tagger.labels.index(n) for n in narratives]
             pred[test] = tagger.decide(proba)[:, columns]
         return pred
 
-    def trained(encoder: str):
-        def make(t, c, f):
+    def trained(encoder: str, exemplars: bool):
+        def make(t, c, f, lang=None):
             settings = TrainingArguments(
-                min_examples=1, encoder=encoder, pairs=args.pairs, seed=args.seed
+                min_examples=1,
+                encoder=encoder,
+                pairs=args.pairs,
+                seed=args.seed,
+                exemplars=exemplars,
             )
-            return Trainer(settings, embedder).train(t, c, f, taxonomy=taxonomy)
+            return Trainer(settings, embedder).train(t, c, f, taxonomy=taxonomy, languages=lang)
 
         return make
 
@@ -96,12 +105,15 @@ def main() -> None:
     columns = [zero_shot.labels.index(n) for n in narratives]
     tags = zero_shot.decide(zero_shot.predict_proba(texts))[:, columns]
     methods = [("zero-shot (the default tagger)", tags)]
-    runs = [("trained, head on frozen embeddings", "frozen")]
+    runs = [
+        ("trained, exemplars + posts (default)", "frozen", True),
+        ("trained, validation-split head", "frozen", False),
+    ]
     if not args.frozen_only:
-        runs.append((f"trained, encoder fine-tuned ({args.pairs} pairs)", "contrastive"))
-    for name, encoder in runs:
+        runs.append((f"trained, encoder fine-tuned ({args.pairs} pairs)", "contrastive", False))
+    for name, encoder, exemplars in runs:
         start = time.perf_counter()
-        methods.append((name, pooled(trained(encoder))))
+        methods.append((name, pooled(trained(encoder, exemplars), exemplars)))
         print(f"{name}: {time.perf_counter() - start:.0f} s for {args.folds} folds", flush=True)
 
     head = f"{'method':<44} {'micro F1':>8} {'macro F1':>8} {'false tags':>10} {'gap':>7}"
