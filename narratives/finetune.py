@@ -642,17 +642,10 @@ class Trainer:
             languages = detect_languages(texts)[0]
         if len(languages) != len(texts):
             raise InputError("texts and languages must have the same length")
-        labels: list[list[str]] = []
-        unknown: set[str] = set()
-        for row in zip(coarse, fine):
-            labels.append(sorted({ids[label] for label in [*row[0], *row[1]] if label in ids}))
-            unknown.update(
-                label
-                for label in [*row[0], *row[1]]
-                if label not in ids
-                and label.strip().lower() not in NONE_LABELS
-                and not label.endswith(": Other")
-            )
+        # every other label is a none label: taxonomy_labels stopped the run on strays
+        labels = [
+            sorted({ids[lab] for lab in [*c, *f] if lab in ids}) for c, f in zip(coarse, fine)
+        ]
         if self.embedder is None:
             from .embed import Embedder
 
@@ -677,7 +670,7 @@ class Trainer:
             "languages": dict(sorted(Counter(languages).items())),
             "label_counts": {taxonomy.node(k).name: int(counts[k]) for k in taxonomy.ids},
             "dropped_labels": [],
-            "unknown_labels": sorted(unknown),
+            "unknown_labels": [],
             "encoder": "frozen",
         }
         tagger.metrics = {**tagger.metrics, **self.report}

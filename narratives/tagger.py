@@ -530,9 +530,6 @@ class NarrativeTagger:
                 "out, and a gate head (any narrative against none). Thresholds (the gate's "
                 f"too) are calibrated {m.get('calibration')}.",
                 "",
-                f"Labels in the data that are not in the taxonomy: "
-                f"{m.get('unknown_labels') or 'none'}.",
-                "",
                 "| label | labelled texts |",
                 "|---|---|",
                 *(f"| {k} | {v} |" for k, v in (m.get("label_counts") or {}).items()),
