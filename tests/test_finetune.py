@@ -216,6 +216,26 @@ def test_cli_train_then_score_with_the_tagger(labelled, embedder, tmp_path):
     assert "onnx" not in built_on
     assert "onnx" in json.loads((out / "config.json").read_text())["model"]["model_version"]
 
+    # with a taxonomy that has exemplars, the posts join them (by default) ...
+    from importlib import resources
+
+    tax_file = str(resources.files("narratives") / "taxonomies" / "china-cib.json")
+    coarse_only = tmp_path / "coarse.jsonl"
+    labelled[["text", "narratives"]].to_json(coarse_only, orient="records", lines=True)
+    with_tax = runner.invoke(app, ["train", "--data", str(coarse_only), "--out",
+                                   str(tmp_path / "t"), "--taxonomy", tax_file])  # fmt: skip
+    assert with_tax.exit_code == 0, with_tax.output
+    assert f"{len(labelled)} texts and" in with_tax.output and "exemplars of" in with_tax.output
+    card = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert card["metrics"]["recipe"] == "exemplars"
+    assert len(card["labels"]) == len(load_taxonomy().ids)
+    # ... and --no-exemplars trains on the posts alone, keeping the labels they carry
+    alone = runner.invoke(app, ["train", "--data", str(coarse_only), "--out",
+                                str(tmp_path / "n"), "--taxonomy", tax_file,
+                                "--no-exemplars"])  # fmt: skip
+    assert alone.exit_code == 0, alone.output
+    assert "4 labels" in alone.output and "exemplars of" not in alone.output
+
     from conftest import SAMPLE
 
     from narratives import score
