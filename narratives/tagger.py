@@ -71,6 +71,18 @@ def language_directions(x: np.ndarray, langs: np.ndarray) -> np.ndarray:
     return vt[s > 1e-6 * s.max()].astype(np.float32)
 
 
+def exemplar_rows(taxonomy: Taxonomy) -> list[tuple[str, str, str | None]]:
+    """(language, sentence, node id) of every exemplar and definition (``"en"``) of the
+    taxonomy's nodes, then of its harmless ``none`` exemplars (node id None): what the
+    zero-shot tagger is fitted on."""
+    rows: list[tuple[str, str, str | None]] = []
+    for node in taxonomy.nodes:
+        for lang, sentence in [*node.all_exemplars(), ("en", f"{node.name}. {node.definition}")]:
+            rows.append((lang, sentence, node.id))
+    rows += [(lang, sentence, None) for lang, sentence in taxonomy.none.all_exemplars()]
+    return rows
+
+
 def calibration_languages(taxonomy: Taxonomy) -> list[str]:
     """Languages in which every sub-narrative of ``taxonomy`` has exemplars: each takes
     its turn as the held-out language when a tagger is calibrated on the exemplars."""
@@ -215,16 +227,10 @@ class NarrativeTagger:
             parent = taxonomy.node(node_id).parent
             return [index[node_id]] + ([index[parent]] if parent else [])
 
-        for node in taxonomy.nodes:
-            entries = [*node.all_exemplars(), ("en", f"{node.name}. {node.definition}")]
-            for lang, sentence in entries:
-                texts.append(sentence)
-                langs.append(lang)
-                rows.append(targets(node.id))
-        for lang, sentence in taxonomy.none.all_exemplars():
+        for lang, sentence, node_id in exemplar_rows(taxonomy):
             texts.append(sentence)
             langs.append(lang)
-            rows.append([])
+            rows.append([] if node_id is None else targets(node_id))
         n_exemplars = len(texts)
         x = embedder.encode(texts)
         if posts is not None:

@@ -28,16 +28,14 @@ import numpy as np
 def training_set(taxonomy) -> tuple[list[str], list[list[str]], list[list[str]]]:
     """The taxonomy's exemplars and definitions labelled with their node (and its parent),
     and its harmless exemplars with no label."""
+    from narratives.tagger import exemplar_rows
+
     texts, coarse, fine = [], [], []
-    for node in taxonomy.nodes:
-        for _, sentence in [*node.all_exemplars(), ("en", f"{node.name}. {node.definition}")]:
-            texts.append(sentence)
-            coarse.append([node.parent or node.id])
-            fine.append([node.id] if node.parent else [])
-    for _, sentence in taxonomy.none.all_exemplars():
+    for _, sentence, node_id in exemplar_rows(taxonomy):
+        parent = None if node_id is None else taxonomy.node(node_id).parent
         texts.append(sentence)
-        coarse.append([])
-        fine.append([])
+        coarse.append([] if node_id is None else [parent or node_id])
+        fine.append([node_id] if parent else [])
     return texts, coarse, fine
 
 
