@@ -472,12 +472,16 @@ class Trainer:
         self.embedder = embedder
         self.report: dict[str, Any] = {}
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def encoder(self):
+        """The embedder of the training texts: the one given, or the default model's."""
         if self.embedder is None:
             from .embed import Embedder
 
             self.embedder = Embedder("default")
-        return embed_long(texts, self.embedder, self.args.chunk_chars, self.args.max_chunks)
+        return self.embedder
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return embed_long(texts, self.encoder(), self.args.chunk_chars, self.args.max_chunks)
 
     def train(
         self,
@@ -552,11 +556,7 @@ class Trainer:
         if val.sum() < 2 or (~val).sum() < 2:
             raise InputError(f"too few labelled texts ({len(texts)}) for a validation split")
         encoder_report: dict[str, Any] = {"encoder": args.encoder}
-        if self.embedder is None:
-            from .embed import Embedder
-
-            self.embedder = Embedder("default")
-        reader = self.embedder  # the encoder whose embeddings the head reads
+        reader = self.encoder()  # the encoder whose embeddings the head reads
         if args.encoder == "contrastive":
             if embeddings is not None:
                 raise InputError("contrastive fine-tuning embeds the texts itself: pass texts")
@@ -646,16 +646,9 @@ class Trainer:
         labels = [
             sorted({ids[lab] for lab in [*c, *f] if lab in ids}) for c, f in zip(coarse, fine)
         ]
-        if self.embedder is None:
-            from .embed import Embedder
-
-            self.embedder = Embedder("default")
-        if embeddings is None:
-            x = embed_long(texts, self.embedder, args.chunk_chars, args.max_chunks)
-        else:
-            x = np.asarray(embeddings, np.float32)
+        x = self.embed(texts) if embeddings is None else np.asarray(embeddings, np.float32)
         tagger = NarrativeTagger.from_exemplars(
-            taxonomy, self.embedder, (texts, list(languages), labels), x
+            taxonomy, self.encoder(), (texts, list(languages), labels), x
         )
         counts = Counter(label for row in labels for label in row)
         for post in labels:  # a sub-narrative carries its narrative
