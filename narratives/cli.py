@@ -551,20 +551,21 @@ def train(
         _fail(str(exc))
     tagger.save_pretrained(out)
     report = trainer.report
-    if report.get("recipe") == "exemplars" and tagger.gate is not None:
-        typer.echo(
+    gate_line = f", gate at {tagger.gate[1]}" if tagger.gate else ""
+    if report.get("recipe") == "exemplars":
+        summary = (
             f"trained on {report['n_texts']} texts and {report['n_exemplars']} exemplars of "
-            f"{taxonomy}: {len(tagger.labels)} labels, gate at {tagger.gate[1]}"
+            f"{taxonomy}: {len(tagger.labels)} labels{gate_line}"
         )
-        typer.echo(f"tagger in {out}/ (use: narratives score ... --tagger {out})")
-        return
-    typer.echo(
-        f"trained on {report['n_texts']} texts: {len(tagger.labels)} labels "
-        f"(dropped {len(report['dropped_labels'])} with < {min_examples} examples), "
-        f"l2 {report['l2']}"
-        + (f", encoder fine-tuned on {pairs} pairs" if contrastive else "")
-        + (f", gate at {tagger.gate[1]}" if tagger.gate else f", no gate ({report['gate']['why']})")
-    )
+    else:
+        summary = (
+            f"trained on {report['n_texts']} texts: {len(tagger.labels)} labels "
+            f"(dropped {len(report['dropped_labels'])} with < {min_examples} examples), "
+            f"l2 {report['l2']}"
+            + (f", encoder fine-tuned on {pairs} pairs" if contrastive else "")
+            + (gate_line or f", no gate ({report['gate']['why']})")
+        )
+    typer.echo(summary)
     typer.echo(f"tagger in {out}/ (use: narratives score ... --tagger {out})")
 
 
