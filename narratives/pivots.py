@@ -59,6 +59,10 @@ _GRID_EDGE, _GRID_MIDDLE = 100, 200
 _GRAM_POSTS = 128
 #: Principal directions of a long page's embeddings that its content signals keep.
 _PROJECTION_DIMS = 32
+#: A direction in which a page's posts vary less than this (in squared distance, relative
+#: to their squared norm) is no direction: float32 embeddings of distinct texts differ
+#: by far more, repeated texts not at all.
+_RANK_TOL = 1e-9
 #: Blocks of up to this many posts keep their shuffles, to compute each statistic's null
 #: only when asked (int32 rows: at most 10 MB for 500 shuffles).
 _KEEP_SHUFFLES_POSTS = 5_000
@@ -259,10 +263,15 @@ def _jump(n: int) -> int:
     return max(1, n // _POSTS_PER_JUMP)
 
 
-def _project(x: np.ndarray, dims: int) -> np.ndarray:
+def _project(x: np.ndarray, dims: int, scale: float) -> np.ndarray:
     """x centred and expressed in its top ``dims`` principal directions (a long page's):
     distances between means are kept where the page varies most, at a fraction of the cost
-    of the full embedding. Deterministic: a randomised SVD with a fixed sketch."""
+    of the full embedding. Deterministic: a randomised SVD with a fixed sketch.
+
+    Only directions in which the page varies at all are kept: those whose variance is at
+    least :data:`_RANK_TOL` times ``scale`` (the embeddings' mean squared norm, before
+    any mean is taken out). A page that repeats a few texts spans a few directions, and
+    one of identical posts none (it gets a single column of zeros)."""
     x = np.asarray(x, dtype=np.float32)
     x = x - x.mean(axis=0)
     d = x.shape[1]
@@ -271,23 +280,38 @@ def _project(x: np.ndarray, dims: int) -> np.ndarray:
     b = q.T @ x
     values, vectors = np.linalg.eigh((b @ b.T).astype(np.float64))
     values, vectors = values[::-1][:dims], vectors[:, ::-1][:, :dims]
-    basis = (b.T @ vectors) / np.sqrt(np.clip(values, 1e-12, None))
+    # eigenvalues are sums of squared coordinates over the page's posts
+    rank = int((values > _RANK_TOL * scale * len(x)).sum())
+    if rank == 0:
+        return np.zeros((len(x), 1), dtype=np.float32)
+    basis = (b.T @ vectors[:, :rank]) / np.sqrt(values[:rank])
     return x @ basis.astype(np.float32)
 
 
-def _coordinates(gram: np.ndarray) -> np.ndarray:
-    """A short page's signal in n coordinates, from its Gram matrix (n x n, of the centred
-    signal): the Cholesky factor L of it (plus a ridge of 1e-9 of its mean diagonal, since
-    a centred page's Gram matrix is singular) has the inner products, and so the distances
-    between means, of the signal in its full dimension, at the cost of n columns instead
-    of 384."""
-    from scipy.linalg.lapack import dpotrf
+def _coordinates(gram: np.ndarray, scale: float) -> np.ndarray:
+    """A short page's signal in at most n coordinates, from its Gram matrix (n x n, of the
+    centred signal): a factor X with X X^T = gram has the inner products, and so the
+    distances between means, of the signal in its full dimension, at the cost of n columns
+    instead of 384.
 
-    ridge = 1e-9 * max(float(np.trace(gram)) / len(gram), 1e-12)
-    factor, info = dpotrf(gram + ridge * np.eye(len(gram)), lower=True, clean=True)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"Cholesky factorisation failed (LAPACK info {info})")
-    return factor.astype(np.float32)
+    The factor is the pivoted Cholesky factorisation's (LAPACK's dpstrf), which stops at
+    the matrix's numerical rank: a centred page's Gram matrix is singular, and far more so
+    when its posts repeat a few texts (spam and ad pages do), are all identical, or differ
+    only by language once each language's mean is taken out. Pivots below ``_RANK_TOL``
+    times ``scale`` (the posts' mean squared norm before centring: a pivot is the squared
+    distance of a post from the span of the posts chosen before it) end the
+    factorisation; a page that varies in no direction gets one column of zeros."""
+    from scipy.linalg.lapack import dpstrf
+
+    n = len(gram)
+    factor, pivots, rank, info = dpstrf(gram, lower=1, tol=_RANK_TOL * max(scale, 1e-30))
+    if info < 0:  # pragma: no cover - an argument LAPACK refuses: a bug here
+        raise ValueError(f"dpstrf: illegal argument {-info}")
+    if rank == 0:
+        return np.zeros((n, 1), dtype=np.float32)
+    coordinates = np.empty((n, rank), dtype=np.float32)
+    coordinates[pivots - 1] = np.tril(factor)[:, :rank]
+    return coordinates
 
 
 def _known_languages(langs: Iterable[Any]) -> list[str]:
@@ -386,10 +410,13 @@ class _Signals:
             return cls(content, topic, profiles, langs, entropy)
         emb = np.asarray(timeline.embeddings, dtype=np.float32)
         multilingual = len(set(map(str, timeline.langs))) > 1
+        # the size of a post's vector: what "no variation" is measured against
+        scale = float(np.einsum("ij,ij->", emb, emb, dtype=np.float64)) / len(emb)
         if len(emb) > _GRAM_POSTS:
-            content = _project(emb, _PROJECTION_DIMS)
+            content = _project(emb, _PROJECTION_DIMS, scale)
             if multilingual:
-                topic = _project(_without_language_means(emb, timeline.langs), _PROJECTION_DIMS)
+                less = _without_language_means(emb, timeline.langs)
+                topic = _project(less, _PROJECTION_DIMS, scale)
             else:
                 topic = content
             return cls(content, topic, profiles, langs, entropy)
@@ -398,11 +425,11 @@ class _Signals:
         centred = emb.astype(np.float64)
         centred -= centred.mean(axis=0)
         gram = centred @ centred.T
-        content = topic = _coordinates(gram)
+        content = topic = _coordinates(gram, scale)
         if multilingual:  # the Gram matrix of the embeddings less their language's mean
             vocab, codes = _codes([str(v) for v in timeline.langs])
             gram = gram_less_group_means(gram, codes, len(vocab))
-            topic = _coordinates(gram)
+            topic = _coordinates(gram, scale)
         return cls(content, topic, profiles, langs, entropy, gram)
 
     def __len__(self) -> int:

@@ -357,9 +357,9 @@ def test_gram_null_maxima_match_the_running_sums():
 
 
 def test_short_pages_keep_every_distance_long_ones_the_large_ones():
-    """A short page's coordinates keep the inner products of its full embeddings (up to
-    the ridge), its topic signal those of the embeddings less their language's mean; a
-    long page's projection keeps the distance of a real shift."""
+    """A short page's coordinates keep the inner products of its full embeddings, its
+    topic signal those of the embeddings less their language's mean; a long page's
+    projection keeps the distance of a real shift."""
     from narratives.pivots import _coordinates, _project, _Signals, _without_language_means
     from narratives.timelines import Timeline
 
@@ -368,11 +368,11 @@ def test_short_pages_keep_every_distance_long_ones_the_large_ones():
     x = rng.standard_normal((30, 384)) * scale
     x[10:] += 2.0 * rng.standard_normal(384) * scale
     x -= x.mean(axis=0)
-    coords = _coordinates(x @ x.T)
-    assert coords.shape == (30, 30)
+    coords = _coordinates(x @ x.T, 1.0)
+    assert coords.shape == (30, 29)  # centred: rank n - 1
     np.testing.assert_allclose(coords @ coords.T, x @ x.T, rtol=1e-5, atol=1e-5)
     duplicated = np.vstack([x, x[:5]]) - np.vstack([x, x[:5]]).mean(axis=0)
-    assert np.isfinite(_coordinates(duplicated @ duplicated.T)).all()  # singular Gram
+    assert np.isfinite(_coordinates(duplicated @ duplicated.T, 1.0)).all()  # singular Gram
     langs = np.array(["en"] * 12 + ["zh"] * 18, dtype=object)
     page = Timeline("p", np.arange(30), np.arange(30), np.zeros(30), langs, np.ones((30, 4)), x)
     sig = _Signals.of(page, (0, 1))
@@ -382,7 +382,7 @@ def test_short_pages_keep_every_distance_long_ones_the_large_ones():
     n = 600
     x = rng.standard_normal((n, 384)) * scale
     x[n // 3 :] += 2.0 * rng.standard_normal(384) * scale
-    y = _project(x, 32)
+    y = _project(x, 32, 1.0)
     assert y.shape == (n, 32)
     full = np.linalg.norm(x[: n // 3].mean(axis=0) - x[n // 3 :].mean(axis=0))
     kept = np.linalg.norm(y[: n // 3].mean(axis=0) - y[n // 3 :].mean(axis=0))
@@ -409,3 +409,125 @@ def test_a_clear_null_stops_after_a_fifth_of_the_shuffles():
     observed = np.sqrt(30 * 30 / 60) * np.linalg.norm(shifted[:30].mean(0) - shifted[30:].mean(0))
     assert detector._p_value(real, 0, 60, "topic_l2", observed) == 1 / 100
     assert real._nulls[(0, 60)].drawn == 99
+
+
+# -- rank-deficient pages: what spam and ad pages post ------------------------------------
+
+
+#: e5's vectors share a large common direction (two unrelated posts score a cosine of
+#: about 0.75): centred, a page's Gram matrix is small and its round-off is not
+_COMMON = 2.0 * np.random.default_rng(7).standard_normal(DIM) / np.sqrt(DIM)
+
+
+def repeated_page(
+    page_id: str, parts: list[tuple[int, int, int, str]], n_langs_und: int = 0, seed: int = 0
+):
+    """A page that posts a few texts again and again: each part is (posts, distinct texts,
+    topic, language), its texts' embeddings and profiles repeated exactly (the text cache
+    gives a repeated text the same vector), in rotation."""
+    regimes = [regime(n, topic, lang) for n, _, topic, lang in parts]
+    posts, _ = make_page(page_id, regimes, 0)
+    rng = np.random.default_rng(seed)
+    rows, profiles = [], []
+    for n, distinct, topic, lang in parts:
+        alpha = np.full(K, 0.15)
+        alpha[topic] = 5.0
+        texts = rng.dirichlet(alpha, size=distinct)
+        noise = 0.9 * rng.standard_normal((distinct, DIM))
+        vectors = _TOPIC_DIRS[topic] + 1.5 * _LANG_DIRS[lang] + noise
+        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True) + _COMMON
+        which = np.arange(n) % distinct
+        profiles.append(texts[which])
+        rows.append(vectors[which])
+    emb = np.vstack(rows)
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    if n_langs_und:
+        posts.loc[: n_langs_und - 1, "lang"] = "und"
+    return posts, np.vstack(profiles).astype(np.float32), emb
+
+
+@pytest.mark.parametrize("n", [8, 50, 128, 129, 300])
+@pytest.mark.parametrize("distinct", [1, 2, 3])
+def test_a_page_repeating_a_few_texts_has_no_pivot_and_no_error(n, distinct):
+    """The issue's crash: a page of 50 posts that repeats three texts made its Gram matrix
+    singular beyond the ridge (Cholesky failed). Short pages (Gram path) and long ones
+    (projected) alike: no pivot, status ok."""
+    posts, profiles, emb = repeated_page("spam", [(n, distinct, 3, "en")])
+    d = PivotDetector().fit(posts, profiles, emb)
+    assert d.pivots_.empty
+    assert d.page_status_ == {"spam": "ok"}
+
+
+@pytest.mark.parametrize("n", [30, 200])
+def test_a_pivot_between_two_repeated_sets_of_texts_is_found(n):
+    """Lingerie ads repeated in Chinese, then three political texts repeated in English:
+    the rank-deficient statistics still find the pivot where it is."""
+    posts, profiles, emb = repeated_page("shop", [(n, 3, 0, "zh"), (n, 3, 12, "en")])
+    (row,) = PivotDetector().fit(posts, profiles, emb).pivots_.itertuples()
+    assert (row.kind, row.position) == ("topic+language", n)
+    posts, profiles, emb = repeated_page("shop", [(n, 2, 0, "en"), (n, 2, 12, "en")])
+    (row,) = PivotDetector().fit(posts, profiles, emb).pivots_.itertuples()
+    assert (row.kind, row.position) == ("topic", n)
+
+
+@pytest.mark.parametrize("n", [20, 140])
+@pytest.mark.parametrize("seed", range(4))
+def test_two_texts_in_two_languages_leave_no_topic_signal(n, seed):
+    """Each language's mean taken out, a page of one text per language has nothing left
+    but round-off (on which Cholesky failed): the topic signal has rank 0, a column of
+    zeros, and the language change is found."""
+    posts, profiles, emb = repeated_page("bi", [(n, 1, 4, "fr"), (n, 1, 4, "en")], seed=seed)
+    profiles[:] = profiles[0]  # a text and its translation: one subject
+    (row,) = PivotDetector().fit(posts, profiles, emb).pivots_.itertuples()
+    assert (row.kind, row.position) == ("language", n)
+    # alternating languages: no pivot
+    posts["lang"] = np.where(np.arange(2 * n) % 2, "fr", "en")
+    emb = np.where((np.arange(2 * n) % 2)[:, None].astype(bool), emb[0], emb[-1])
+    d = PivotDetector().fit(posts, profiles, emb.astype(np.float32))
+    assert d.pivots_.empty and d.page_status_ == {"bi": "ok"}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_issues_spam_page_three_texts_two_languages(seed):
+    """The shape of the reported crash: 50 posts repeating three texts, two of them in
+    one language and one in another (the lone text's posts are all round-off once its
+    language's mean is out)."""
+    posts, profiles, emb = repeated_page("spam", [(50, 3, 3, "en")], seed=seed)
+    posts["lang"] = np.array(["en", "en", "zh"])[np.arange(50) % 3]
+    d = PivotDetector().fit(posts, profiles, emb)
+    assert d.pivots_.empty and d.page_status_ == {"spam": "ok"}
+
+
+@pytest.mark.parametrize("n", [12, 60, 200])
+def test_pages_all_undetermined_or_in_one_language(n):
+    """No language signal at all (every post ``und``, say only emoji or URLs) or one
+    language throughout: the page is judged on its subject alone."""
+    posts, profiles, emb = repeated_page("und", [(n, 2, 5, "en")], n_langs_und=n)
+    assert (posts["lang"] == "und").all()
+    d = PivotDetector().fit(posts, profiles, emb)
+    assert d.pivots_.empty and d.page_status_ == {"und": "ok"}
+    posts, profiles, emb = repeated_page("und", [(n, 2, 5, "en"), (n, 2, 20, "en")], 2 * n)
+    (row,) = PivotDetector().fit(posts, profiles, emb).pivots_.itertuples()
+    assert (row.kind, row.position, row.before_lang, row.after_lang) == ("topic", n, "und", "und")
+
+
+def test_rank_revealing_coordinates():
+    """The coordinates keep the Gram matrix exactly and have as many columns as it has
+    rank: n - 1 for a centred page of distinct posts, the number of distinct texts less
+    one for repeated ones, one column of zeros for identical posts."""
+    from narratives.pivots import _coordinates, _project
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 384))[np.arange(40) % 3]
+    x -= x.mean(axis=0)
+    coords = _coordinates(x @ x.T, 1.0)
+    assert coords.shape == (40, 2)
+    np.testing.assert_allclose(coords @ coords.T, x @ x.T, atol=1e-4)
+    same = np.zeros((10, 10))
+    assert np.array_equal(_coordinates(same, 1.0), np.zeros((10, 1)))
+    # float noise far below the posts' size is no direction
+    noise = 1e-14 * rng.standard_normal((10, 10))
+    assert _coordinates(noise @ noise.T, 1.0).shape == (10, 1)
+    y = _project(x.astype(np.float32).repeat(5, axis=0), 32, 1.0)
+    assert y.shape == (200, 2)
+    assert np.array_equal(_project(np.ones((200, 384), np.float32), 32, 1.0), np.zeros((200, 1)))
