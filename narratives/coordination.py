@@ -29,6 +29,7 @@ check that both give the same links.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,13 @@ def text_keys(texts: Any) -> np.ndarray:
     return pd.util.hash_array(normalised, categorize=False).astype(np.uint64)
 
 
+#: Columns (later posts) a block of ``block`` posts is compared with at a time: the
+#: search holds at most block x this many candidate pairs, with their cosines, however
+#: many posts one window holds (a campaign burst of 40,000 posts in ten minutes is 800
+#: million pairs).
+_COLUMNS = 8192
+
+
 def _links(
     rows: np.ndarray,
     cols: np.ndarray,
@@ -93,7 +101,7 @@ def _links(
     window: int,
     cfg: CoordinationConfig,
 ) -> np.ndarray:
-    """Mask of linked pairs among (rows x cols) of the time-sorted posts."""
+    """Mask of candidate pairs among (rows x cols) of the time-sorted posts."""
     r, c = rows[:, None], cols[None, :]
     mask = (c > r) & (times[c] - times[r] <= window) & (pages[c] != pages[r])
     same = keys[r] == keys[c]
@@ -117,15 +125,39 @@ def neighbour_cosines(
     highest cosines with the target language's reference posts (at most ``reference`` of
     them, evenly spread in time) that lie more than ``window`` from it; NaN where fewer
     than ``neighbours`` such posts exist."""
+    return _neighbour_cosines(vectors, times, _references(langs, cfg), queries, targets,
+                              window, cfg)  # fmt: skip
+
+
+def _references(langs: np.ndarray, cfg: CoordinationConfig) -> dict[int, np.ndarray]:
+    """Per language code with at least ``neighbours`` posts, its reference posts: at most
+    ``reference`` of them, evenly spread in time."""
+    out = {}
+    order = np.argsort(langs, kind="stable")
+    codes, starts = np.unique(langs[order], return_index=True)
+    for code, members in zip(codes, np.split(order, starts[1:])):
+        if len(members) >= cfg.neighbours:
+            spread = np.linspace(0, len(members) - 1, cfg.reference).round().astype(int)
+            out[int(code)] = members[np.unique(spread)]
+    return out
+
+
+def _neighbour_cosines(
+    vectors: np.ndarray,
+    times: np.ndarray,
+    references: dict[int, np.ndarray],
+    queries: np.ndarray,
+    targets: np.ndarray,
+    window: int,
+    cfg: CoordinationConfig,
+) -> np.ndarray:
+    """:func:`neighbour_cosines` with the languages' reference posts chosen already."""
     out = np.full(len(queries), np.nan)
     k = cfg.neighbours
     for lang in np.unique(targets):
-        members = np.flatnonzero(langs == lang)
-        if len(members) < k:
+        ref = references.get(int(lang))
+        if ref is None:
             continue
-        ref = members[
-            np.unique(np.linspace(0, len(members) - 1, cfg.reference).round().astype(int))
-        ]
         asked = np.flatnonzero(targets == lang)
         for a in range(0, len(asked), 4096):
             part = asked[a : a + 4096]
@@ -137,45 +169,117 @@ def neighbour_cosines(
     return out
 
 
+class _UsualCosines:
+    """:func:`neighbour_cosines` of (post, language) combinations, each computed once and
+    kept while the search may ask again: :meth:`forget_before` drops the posts the search
+    has passed, so what is kept grows with a window's posts, not with the dump."""
+
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        times: np.ndarray,
+        langs: np.ndarray,
+        window: int,
+        cfg: CoordinationConfig,
+    ) -> None:
+        self.vectors, self.times, self.langs, self.window, self.cfg = (
+            vectors, times, langs, window, cfg
+        )  # fmt: skip
+        self.n_langs = int(langs.max()) + 1 if len(langs) else 1
+        self.references = _references(langs, cfg)
+        self.codes = np.zeros(0, dtype=np.int64)  # post * n_langs + language, sorted
+        self.values = np.zeros(0, dtype=np.float64)
+
+    def __call__(self, posts: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        codes = posts.astype(np.int64) * self.n_langs + targets
+        asked, inverse = np.unique(codes, return_inverse=True)
+        where = np.searchsorted(self.codes, asked)
+        known = where < len(self.codes)
+        known[known] = self.codes[where[known]] == asked[known]
+        values = np.empty(len(asked))
+        values[known] = self.values[where[known]]
+        new = asked[~known]
+        if len(new):
+            values[~known] = _neighbour_cosines(
+                self.vectors, self.times, self.references, new // self.n_langs,
+                new % self.n_langs, self.window, self.cfg,
+            )  # fmt: skip
+            order = np.argsort(np.r_[self.codes, new], kind="stable")
+            self.codes = np.r_[self.codes, new][order]
+            self.values = np.r_[self.values, values[~known]][order]
+        return values[inverse]
+
+    def forget_before(self, post: int) -> None:
+        first = int(np.searchsorted(self.codes, post * self.n_langs))
+        self.codes, self.values = self.codes[first:], self.values[first:]
+
+
 def _decide(
     i: np.ndarray,
     j: np.ndarray,
-    vectors: np.ndarray | None,
-    times: np.ndarray,
+    cos: np.ndarray | None,
     keys: np.ndarray,
     langs: np.ndarray,
-    window: int,
+    usual: _UsualCosines | None,
     cfg: CoordinationConfig,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The candidate pairs that are links: all but those in two languages (and not the
-    same text) that fail the margin test (see the module), or the plain cosine where
-    there is no margin."""
-    check = np.flatnonzero((langs[i] != langs[j]) & (keys[i] != keys[j]))
-    if vectors is None or not len(check):
-        return i, j
+) -> np.ndarray:
+    """Which candidate pairs (posts i, j with cosines ``cos``) are links: all but those in
+    two languages (and not the same text) that fail the margin test (see the module), or
+    the plain cosine where there is no margin."""
     keep = np.ones(len(i), dtype=bool)
-    a, b = i[check], j[check]
-    cos = np.einsum("ij,ij->i", vectors[a], vectors[b])
+    check = np.flatnonzero((langs[i] != langs[j]) & (keys[i] != keys[j]))
+    if cos is None or usual is None or not len(check):
+        return keep
+    a, b, pair_cos = i[check], j[check], cos[check]
     if cfg.margin == 0:
-        keep[check] = cos >= cfg.cross_threshold
-        return i[keep], j[keep]
-    # each post against ordinary posts of the other's language, asked once per combination
-    n_langs = int(langs.max()) + 1
-    asked, inverse = np.unique(
-        np.r_[a, b].astype(np.int64) * n_langs + np.r_[langs[b], langs[a]], return_inverse=True
-    )
-    usual = neighbour_cosines(
-        vectors, times, langs, asked // n_langs, asked % n_langs, window, cfg
-    )[inverse]
-    pair_usual = usual.reshape(2, -1).mean(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        passed = np.where(
+        keep[check] = pair_cos >= cfg.cross_threshold
+        return keep
+    # each post against ordinary posts of the other's language
+    pair_usual = 0.5 * (usual(a, langs[b]) + usual(b, langs[a]))
+    with np.errstate(invalid="ignore"):
+        keep[check] = np.where(
             np.isfinite(pair_usual),
-            (cos >= cfg.cross_floor) & (cos >= cfg.margin * pair_usual),
-            cos >= cfg.cross_threshold,
+            (pair_cos >= cfg.cross_floor) & (pair_cos >= cfg.margin * pair_usual),
+            pair_cos >= cfg.cross_threshold,
         )
-    keep[check] = passed
-    return i[keep], j[keep]
+    return keep
+
+
+def pair_blocks(
+    times: np.ndarray,
+    pages: np.ndarray,
+    keys: np.ndarray,
+    vectors: np.ndarray | None,
+    config: CoordinationConfig | None = None,
+    langs: np.ndarray | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Linked pairs (i < j, positions in the inputs, which must be sorted by time), a block
+    at a time: each block compares ``block`` posts with at most ``_COLUMNS`` later ones,
+    so that what is held at once is bounded whatever a window holds. Arguments as
+    :func:`coordinated_pairs`."""
+    cfg = config or CoordinationConfig()
+    langs = np.zeros(len(times), dtype=np.int64) if langs is None else langs
+    window = int(cfg.window_minutes * 60e9)
+    n = len(times)
+    if n and np.any(np.diff(times) < 0):
+        raise ValueError("posts must be sorted by time")
+    usual = None if vectors is None else _UsualCosines(vectors, times, langs, window, cfg)
+    for a in range(0, n, cfg.block):
+        b = min(a + cfg.block, n)
+        hi = int(np.searchsorted(times, times[b - 1] + window, side="right"))
+        rows = np.arange(a, b)
+        if usual is not None:
+            usual.forget_before(a)  # later blocks ask only of posts from a on
+        for c0 in range(a, hi, _COLUMNS):
+            cols = np.arange(c0, min(c0 + _COLUMNS, hi))
+            sims = None if vectors is None else vectors[a:b] @ vectors[cols].T
+            ii, jj = np.nonzero(_links(rows, cols, sims, times, pages, keys, langs, window, cfg))
+            if not len(ii):
+                continue
+            i, j = rows[ii], cols[jj]
+            keep = _decide(i, j, None if sims is None else sims[ii, jj], keys, langs, usual, cfg)
+            if keep.any():
+                yield i[keep], j[keep]
 
 
 def coordinated_pairs(
@@ -186,33 +290,18 @@ def coordinated_pairs(
     config: CoordinationConfig | None = None,
     langs: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Linked pairs (i < j, positions in the inputs, which must be sorted by time).
+    """Linked pairs (i < j, positions in the inputs, which must be sorted by time), all of
+    them at once (:func:`find_coordination` takes them a block at a time instead, see
+    :func:`pair_blocks`).
 
     ``times`` int64 (any unit the window is given in: nanoseconds here), ``pages`` one
     code per page, ``keys`` from :func:`text_keys`, ``vectors`` L2-normalised float32
     (n, d) or None (exact copies only), ``langs`` one code per language (None: all one)."""
-    cfg = config or CoordinationConfig()
-    langs = np.zeros(len(times), dtype=np.int64) if langs is None else langs
-    window = int(cfg.window_minutes * 60e9)
-    n = len(times)
-    if n and np.any(np.diff(times) < 0):
-        raise ValueError("posts must be sorted by time")
-    found_i: list[np.ndarray] = []
-    found_j: list[np.ndarray] = []
-    for a in range(0, n, cfg.block):
-        b = min(a + cfg.block, n)
-        hi = int(np.searchsorted(times, times[b - 1] + window, side="right"))
-        rows = np.arange(a, b)
-        for c0 in range(a, hi, 16384):
-            cols = np.arange(c0, min(c0 + 16384, hi))
-            sims = None if vectors is None else vectors[a:b] @ vectors[cols].T
-            ii, jj = np.nonzero(_links(rows, cols, sims, times, pages, keys, langs, window, cfg))
-            found_i.append(rows[ii])
-            found_j.append(cols[jj])
-    if not found_i:
+    found = list(pair_blocks(times, pages, keys, vectors, config, langs))
+    if not found:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return _decide(np.concatenate(found_i), np.concatenate(found_j), vectors, times, keys,
-                   langs, window, cfg)  # fmt: skip
+    i, j = (np.concatenate(x) for x in zip(*found))
+    return i, j
 
 
 def brute_force_pairs(
@@ -238,21 +327,23 @@ def brute_force_pairs(
         ii, jj = np.nonzero(mask)
         found_i.append(rows[ii])
         found_j.append(jj)
-    return _decide(np.concatenate(found_i), np.concatenate(found_j), vectors, times, keys,
-                   langs, window, cfg)  # fmt: skip
+    i, j = np.concatenate(found_i), np.concatenate(found_j)
+    cos = None if vectors is None else np.einsum("ij,ij->i", vectors[i], vectors[j])
+    usual = None if vectors is None else _UsualCosines(vectors, times, langs, window, cfg)
+    keep = _decide(i, j, cos, keys, langs, usual, cfg)
+    return i[keep], j[keep]
 
 
-def clusters_of(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Component label per post of the link graph (-1 for posts with no link)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+def clusters_of(n: int, blocks: Iterable[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Group label per post of the link graph given as blocks of pairs (i, j): the
+    smallest post of its group, -1 for a post with no link. The blocks are joined as
+    they come and not kept."""
+    from ._unionfind import DisjointSets
 
-    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    linked = np.zeros(n, dtype=bool)
-    linked[i] = True
-    linked[j] = True
-    return np.where(linked, labels, -1)
+    groups = DisjointSets(n)
+    for i, j in blocks:
+        groups.join(i, j)
+    return groups.labels()
 
 
 def find_coordination(
@@ -275,8 +366,7 @@ def find_coordination(
     if "lang" in posts:
         langs = pd.factorize(posts["lang"].to_numpy(dtype=object)[rows].astype(str))[0]
     vectors = None if embeddings is None else np.ascontiguousarray(embeddings[rows])
-    i, j = coordinated_pairs(times, pages, keys, vectors, cfg, langs)
-    labels = clusters_of(len(rows), i, j)
+    labels = clusters_of(len(rows), pair_blocks(times, pages, keys, vectors, cfg, langs))
     member = labels >= 0
     frame = pd.DataFrame(
         {
@@ -310,50 +400,119 @@ def find_coordination(
     return clusters, page_edges(clusters, cfg.min_weight)
 
 
+#: Page pairs of clusters expanded at a time in :func:`page_edges` (a cluster spanning
+#: 4,000 pages alone holds eight million).
+_PAIR_CHUNK = 4_000_000
+
+
 def page_edges(clusters: pd.DataFrame, min_weight: int = 1) -> pd.DataFrame:
     """Page pairs with the number of clusters both posted in (``weight``).
 
     A pair is kept from ``min_weight`` shared clusters up, or with fewer when both pages
     are already joined through such pairs (``corroborated``): two outlets may carry the
     same story once by chance, but a single shared message between two members of a group
-    that co-posts again and again is the group's doing."""
+    that co-posts again and again is the group's doing.
+
+    The pairs of a few clusters are counted at a time and added up, so that what is held
+    grows with the distinct pairs found, not with every cluster's."""
     columns = ["page_a", "page_b", "weight", "first_at", "last_at", "corroborated"]
-    per = clusters.groupby("cluster_id").agg(
-        pages=("page_id", lambda s: sorted(set(s))), at=("created_at", "min")
+    if clusters.empty:
+        return pd.DataFrame(columns=columns)
+    codes, names = pd.factorize(clusters["page_id"].astype(str), sort=True)  # name order
+    members = pd.DataFrame({"cluster": clusters["cluster_id"].to_numpy(), "page": codes})
+    members = members.drop_duplicates().sort_values(["cluster", "page"], kind="stable")
+    at = clusters.groupby("cluster_id")["created_at"].min()
+    sizes = members.groupby("cluster", sort=True).size()
+    n_pages = np.int64(len(names))
+    pages = members["page"].to_numpy(dtype=np.int64)
+    when = at.loc[sizes.index].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    totals = pd.DataFrame(columns=["weight", "first", "last"], dtype=np.int64)
+    pairs: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    held = 0
+    for k, (start, size) in enumerate(zip(np.r_[0, np.cumsum(sizes)[:-1]], sizes)):
+        if size < 2:
+            continue
+        x, y = np.triu_indices(int(size), k=1)
+        group = pages[start : start + size]
+        pairs.append(group[x] * n_pages + group[y])
+        times.append(np.full(len(x), when[k]))
+        held += len(x)
+        if held >= _PAIR_CHUNK:
+            totals, pairs, times, held = _add_pairs(totals, pairs, times), [], [], 0
+    totals = _add_pairs(totals, pairs, times)
+    pair = totals.index.to_numpy(dtype=np.int64)
+    a, b = pair // n_pages, pair % n_pages
+    weight = totals["weight"].to_numpy(dtype=np.int64)
+    strong = weight >= min_weight
+    group_of = _component_numbers(a[strong], b[strong], len(names))
+    keep = strong | ((group_of[a] >= 0) & (group_of[a] == group_of[b]))
+    tz = clusters["created_at"].dt.tz
+    edges = pd.DataFrame(
+        {
+            "page_a": names[a[keep]].astype(object),
+            "page_b": names[b[keep]].astype(object),
+            "weight": weight[keep],
+            "first_at": pd.to_datetime(totals["first"].to_numpy()[keep], utc=True).tz_convert(tz),
+            "last_at": pd.to_datetime(totals["last"].to_numpy()[keep], utc=True).tz_convert(tz),
+            "corroborated": ~strong[keep],
+        },
+        columns=columns,
     )
-    pairs: dict[tuple[str, str], list] = {}
-    for page_list, at in zip(per["pages"], per["at"]):
-        for x in range(len(page_list)):
-            for y in range(x + 1, len(page_list)):
-                entry = pairs.setdefault((page_list[x], page_list[y]), [0, at, at])
-                entry[0] += 1
-                entry[1], entry[2] = min(entry[1], at), max(entry[2], at)
-    strong = [pair for pair, (w, _, _) in pairs.items() if w >= min_weight]
-    group = _components(strong)
-    rows = [
-        (a, b, w, f, last, w < min_weight)
-        for (a, b), (w, f, last) in pairs.items()
-        if w >= min_weight or (a in group and group.get(a) == group.get(b))
-    ]
-    edges = pd.DataFrame(rows, columns=columns)
-    return edges.sort_values(["weight", "page_a", "page_b"], ascending=[False, True, True])
+    order = np.lexsort((edges["page_b"], edges["page_a"], -edges["weight"].to_numpy()))
+    return edges.iloc[order].reset_index(drop=True)
 
 
-def _components(pairs: list[tuple[str, str]]) -> dict[str, int]:
-    """Connected component number of each page of ``pairs``: the largest first, ties by
-    their first page's name."""
-    import networkx as nx
+def _add_pairs(
+    totals: pd.DataFrame, pairs: list[np.ndarray], times: list[np.ndarray]
+) -> pd.DataFrame:
+    """``totals`` (per pair code: clusters shared, first and last of their times) with
+    the pair occurrences ``pairs`` (codes) at ``times`` (their clusters') added."""
+    if not pairs:
+        return totals
+    part = pd.DataFrame({"pair": np.concatenate(pairs), "at": np.concatenate(times)})
+    counted = part.groupby("pair").agg(
+        weight=("at", "size"), first=("at", "min"), last=("at", "max")
+    )
+    if totals.empty:
+        return counted.astype(np.int64)
+    both = pd.concat([totals, counted])
+    return both.groupby(level=0).agg({"weight": "sum", "first": "min", "last": "max"})
 
-    parts = nx.connected_components(nx.Graph(pairs))
-    ranked = sorted((sorted(part) for part in parts), key=lambda part: (-len(part), part[0]))
-    return {page: k for k, part in enumerate(ranked) for page in part}
+
+def _component_numbers(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Per node 0..n-1, the number of its connected component over the pairs (a, b): the
+    largest first, ties by their smallest node (for names in sorted order: by their first
+    name); -1 for a node in no pair."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    linked = np.zeros(n, dtype=bool)
+    linked[a] = True
+    linked[b] = True
+    if not linked.any():
+        return np.full(n, -1, dtype=np.int64)
+    sizes = np.bincount(labels[linked], minlength=labels.max() + 1)
+    first = np.full(len(sizes), n, dtype=np.int64)
+    np.minimum.at(first, labels[linked], np.flatnonzero(linked))
+    present = np.flatnonzero(sizes)
+    ranked = present[np.lexsort((first[present], -sizes[present]))]
+    number = np.full(len(sizes), -1, dtype=np.int64)
+    number[ranked] = np.arange(len(ranked))
+    return np.where(linked, number[labels], -1)
 
 
 def network_groups(edges: pd.DataFrame) -> dict[str, str]:
     """The groups of the page network (coordination_edges.parquet): page id ->
-    ``coordination-K``, K from 1 for the largest group."""
-    pairs = list(zip(edges["page_a"].astype(str), edges["page_b"].astype(str)))
-    return {page: f"coordination-{k + 1}" for page, k in _components(pairs).items()}
+    ``coordination-K``, K from 1 for the largest group (ties: the group whose first page
+    name comes first)."""
+    ends = pd.concat([edges["page_a"], edges["page_b"]]).astype(str)
+    codes, names = pd.factorize(ends, sort=True)
+    half = len(edges)
+    group = _component_numbers(codes[:half], codes[half:], len(names))
+    return {str(page): f"coordination-{k + 1}" for page, k in zip(names, group) if k >= 0}
 
 
 def write_graphml(edges: pd.DataFrame, path: str | Path) -> Path:
@@ -415,6 +574,7 @@ __all__ = [
     "neighbour_cosines",
     "network_groups",
     "page_edges",
+    "pair_blocks",
     "text_keys",
     "write_coordination",
     "write_graphml",

@@ -171,3 +171,69 @@ def test_evaluation_finds_the_groups_among_pages_on_the_same_subjects(embedder):
     assert plain["postings_clustered"]["translation"] <= 0.8, plain
     exact = score_dump(posts, None, truth, CoordinationConfig())
     assert exact["postings_clustered"]["translation"] == 0.0  # needs the embeddings
+
+
+def test_a_burst_is_searched_in_bounded_blocks_with_the_brute_force_links(monkeypatch):
+    """The issue's crash: 40,000 posts of 4,000 pages in ten minutes made one window's
+    candidate pairs (99.7 million) be gathered with their vectors (143 GB). Here 1,200
+    posts in one minute, nearly all alike and in three languages: every block of pairs
+    the search holds is bounded by block x columns, the links are the brute force's,
+    and the clusters the same as from all pairs at once."""
+    from narratives import coordination
+
+    rng = np.random.default_rng(5)
+    n = 1200
+    times = np.sort(rng.integers(0, 60_000_000_000, n)).astype(np.int64)
+    common = rng.standard_normal(32)
+    vectors = (common + 0.15 * rng.standard_normal((n, 32))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    pages = rng.integers(0, 120, n)
+    keys = rng.integers(0, 50, n).astype(np.uint64)
+    langs = rng.integers(0, 3, n)
+    cfg = CoordinationConfig(block=100)
+    monkeypatch.setattr(coordination, "_COLUMNS", 300)
+    blocks = list(coordination.pair_blocks(times, pages, keys, vectors, cfg, langs))
+    assert len(blocks) > 20 and max(len(i) for i, _ in blocks) <= 100 * 300
+    found = set(zip(*(np.concatenate(x).tolist() for x in zip(*blocks))))
+    brute = set(zip(*(x.tolist() for x in brute_force_pairs(times, pages, keys, vectors, cfg,
+                                                            langs))))  # fmt: skip
+    assert found == brute and len(found) > 100_000  # most pairs are links
+    labels = coordination.clusters_of(n, iter(blocks))
+    i, j = (np.array(x) for x in zip(*sorted(found)))
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    _, reference = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)))
+    linked = np.isin(np.arange(n), np.r_[i, j])
+    assert np.array_equal(labels >= 0, linked)
+    # the same partition: each union-find group is one connected component
+    assert (
+        len({(a, b) for a, b in zip(labels[linked], reference[linked])})
+        == len(set(labels[linked]))
+        == len(set(reference[linked]))
+    )
+
+
+def test_page_edges_in_chunks_equal_the_whole(monkeypatch):
+    """Pairs of pages counted a few clusters at a time add up to the same edges."""
+    from narratives import coordination
+
+    rng = np.random.default_rng(1)
+    at = pd.Timestamp("2022-01-01T08:00Z")
+    rows = []
+    for cluster in range(60):
+        for page in rng.choice(40, int(rng.integers(1, 12)), replace=False):
+            rows.append((cluster, f"page{page:02d}", at + pd.Timedelta(minutes=cluster)))
+    clusters = pd.DataFrame(rows, columns=["cluster_id", "page_id", "created_at"])
+    whole = page_edges(clusters, 3)
+    monkeypatch.setattr(coordination, "_PAIR_CHUNK", 7)
+    chunked = page_edges(clusters, 3)
+    pd.testing.assert_frame_equal(whole, chunked)
+    assert len(whole) > 50 and whole["corroborated"].any() and (~whole["corroborated"]).any()
+    # by hand: the clusters two pages share
+    sets = clusters.groupby("cluster_id")["page_id"].agg(set)
+    for row in whole.head(20).itertuples():
+        shared = [c for c, s in sets.items() if {row.page_a, row.page_b} <= s]
+        assert row.weight == len(shared)
+        assert row.first_at == at + pd.Timedelta(minutes=min(shared))
+        assert row.last_at == at + pd.Timedelta(minutes=max(shared))
