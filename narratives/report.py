@@ -294,7 +294,7 @@ def _page_rows(ranked: pd.DataFrame, drawn: list[str], names: dict[str, str]) ->
                 _when(p.first_at),
                 _when(p.last_at),
                 lang_text,
-                int(p.n_pivots),
+                None if pd.isna(p.n_pivots) else int(p.n_pivots),  # null: not judged
                 magnitude,
                 tops,
                 str(p.pivot_status),
@@ -517,11 +517,11 @@ def _timing(
     """Operator timing of the drawn pages and of all pages together (key None)."""
     usable = _usable(posts)
     out: dict[str | None, dict[str, Any]] = {
-        None: _timed(usable["created_at"], _estimate(stored, "all", None))
+        None: _timed(usable["created_at"], "all pages together", _estimate(stored, "all", None))
     }
     chosen = usable[usable["page_id"].isin(drawn)]
     out.update(
-        (str(p), _timed(g["created_at"], _estimate(stored, "page", str(p))))
+        (str(p), _timed(g["created_at"], f"page {str(p)!r}", _estimate(stored, "page", str(p))))
         for p, g in chosen.groupby("page_id", sort=True)
     )
     return out
@@ -531,15 +531,15 @@ def _usable(posts: pd.DataFrame) -> pd.DataFrame:
     return posts[(posts["status"] == "ok") & posts["created_at"].notna()]
 
 
-def _timed(times: pd.Series, est: dict | None = None) -> dict[str, Any]:
+def _timed(times: pd.Series, who: str, est: dict | None = None) -> dict[str, Any]:
     """The timing estimate of some posts (``est``, as timing.parquet has it, or made now
     with the default settings) and their posts per weekday x hour in the inferred local
-    time (UTC without one)."""
+    time (UTC without one). ``who``: whose posts, for the log of an unexpected error."""
     from .timing import BINS_PER_HOUR, TimingEstimator, week_histogram
 
     estimator = TimingEstimator()
     if est is None:
-        est = estimator.estimate(times)
+        est = estimator.estimate_or_error(times, who)
     offset = est["utc_offset_hours"] or 0.0
     local = estimator.local_profile(week_histogram(times), offset)
     hours = local.reshape(7, 24, BINS_PER_HOUR).sum(axis=2)
@@ -594,7 +594,7 @@ def _coordination(
         est = _estimate(stored, "group", name)
         if est is not None and est["n_posts"] != len(times):  # another network's group
             est = None
-        groups.append({"name": name, "pages": pages, "timing": _timed(times, est)})
+        groups.append({"name": name, "pages": pages, "timing": _timed(times, name, est)})
     return {
         "clusters": int(clusters["cluster_id"].nunique()),
         "posts": len(clusters),
