@@ -1,6 +1,8 @@
 """The ``narratives`` command line: thin commands that check their arguments and call
 one library function each. Exit codes: 0 success (rejected rows included), 2 usage or
-input errors, 1 anything unexpected."""
+input errors, 3 the run completed and wrote every file but some pages met an unexpected
+error (their ``pivot_status`` or ``timing_status`` says ``error: ...``; run.json's
+``page_errors`` counts them; the log has each traceback), 1 anything else unexpected."""
 
 from __future__ import annotations
 
@@ -30,11 +32,30 @@ TAXONOMY_HELP = "Taxonomy JSON file (default: the shipped china-cib taxonomy)."
 TAGGER_HELP = "'default' (zero-shot from the taxonomy), a tagger folder, or 'none'."
 
 EXIT_USAGE = 2
+EXIT_PAGE_ERRORS = 3
 
 
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
+
+
+def _page_errors(errors: dict | None) -> None:
+    """Say which pages met an unexpected error, and exit with EXIT_PAGE_ERRORS: the
+    outputs are written, but they are not all the tool should have found."""
+    if not errors or not errors.get("pages"):
+        return
+    for key, what in (("pivots", "pivot detection"), ("timing", "operator timing")):
+        part = errors.get(key) or {}
+        if part.get("pages"):
+            first = ", ".join(part["first"][:5])
+            more = f" and {part['pages'] - 5} more" if part["pages"] > 5 else ""
+            typer.echo(
+                f"warning: {what} failed on {part['pages']} page(s) ({first}{more}); their "
+                "status says error: ... and the log has the tracebacks: please report them",
+                err=True,
+            )
+    raise typer.Exit(EXIT_PAGE_ERRORS)
 
 
 def _logging(verbose: bool) -> None:
@@ -200,6 +221,7 @@ def score(
     typer.echo(f"outputs in {out}/ (posts.parquet, pivots.parquet, pages.parquet, run.json)")
     if report:
         typer.echo(f"report {page}")
+    _page_errors(result.run.get("page_errors"))
 
 
 @app.command()
@@ -248,6 +270,7 @@ def pivots(
     typer.echo(f"outputs in {scored}/ (pivots.parquet, pages.parquet, run.json)")
     if (scored / "report.html").exists():
         typer.echo(f"report.html shows the old pivots: narratives report {scored} --force")
+    _page_errors(result.run.get("page_errors"))
 
 
 @app.command()
@@ -290,6 +313,12 @@ def timing(
         )
     typer.echo(f"pairs of pages with alike timing: {len(pairs)}")
     typer.echo(f"outputs in {scored}/ (timing.parquet, timing_pairs.parquet)")
+    failed = [
+        {"all": "all pages", "group": f"group {row.group}"}.get(row.scope, str(row.page_id))
+        for row in table.itertuples()
+        if str(row.status).startswith("error:")
+    ]
+    _page_errors({"pages": len(failed), "timing": {"pages": len(failed), "first": failed}})
 
 
 @app.command()

@@ -17,3 +17,12 @@ class ModelError(NarrativesError, RuntimeError):
 
 class OutputError(NarrativesError):
     """The output location cannot be written (exists without ``force``, not a directory)."""
+
+
+def page_error_status(exc: BaseException) -> str:
+    """The status a page gets when its analysis (pivots, timing) meets an unexpected
+    error: ``error: <type>: <first line of the message>``, short enough for a table cell.
+    The run goes on; the page's other results stay."""
+    message = str(exc).strip().splitlines()
+    line = f"error: {type(exc).__name__}" + (f": {message[0]}" if message else "")
+    return line if len(line) <= 200 else line[:199] + "…"

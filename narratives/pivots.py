@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
+from .errors import page_error_status
 from .rowfile import RowFile
 from .tagger import narrative_mix
 from .timelines import Timeline, page_timelines, timed_rows
@@ -860,13 +861,23 @@ class PivotDetector:
             results = self._detect_pages(page_timelines(posts, profiles, embeddings))
         else:
             results = self._detect_in_workers(jobs, posts, profiles, embeddings)
-        self.pivots_ = pivot_frame([row for _, page_rows, _ in results for row in page_rows])
-        self.page_status_ = {page: status for page, _, status in results}
+        self.pivots_ = pivot_frame([row for page in results for row in page.rows])
+        self.page_status_ = {page.page_id: page.status for page in results}
+        #: page id -> the traceback of the unexpected error that page met
+        self.page_errors_ = {page.page_id: page.trace for page in results if page.trace}
+        for page_id, trace in self.page_errors_.items():
+            logger.error(
+                "pivot detection failed on page %r; its pivot_status says %r and the run "
+                "goes on without its pivots. Please report this with the traceback:\n%s",
+                page_id,
+                self.page_status_[page_id],
+                trace,
+            )
         return self
 
     def _detect_in_workers(
         self, jobs: int, posts: pd.DataFrame, profiles: np.ndarray, embeddings: Any
-    ) -> list[tuple[str, list[dict], str]]:
+    ) -> list[_PageResult]:
         """:meth:`_detect_pages` in ``jobs`` worker processes, which read the pages' signals
         themselves: only the pages' rows, ids, times, languages and tags travel with each
         batch. The profiles (and embeddings held in memory) are written page after page to
@@ -911,14 +922,14 @@ class PivotDetector:
 
         return cpu_count() if n_posts >= _PARALLEL_POSTS else 1
 
-    def _detect_pages(self, timelines: Iterable[Timeline]) -> list[tuple[str, list[dict], str]]:
-        """(page id, pivot rows, status) of each page, in this process. Linear algebra on a
-        page's small matrices runs on one thread: more only costs (and workers share the
-        cores already)."""
+    def _detect_pages(self, timelines: Iterable[Timeline]) -> list[_PageResult]:
+        """The result of each page, in this process. Linear algebra on a page's small
+        matrices runs on one thread: more only costs (and workers share the cores
+        already)."""
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):
-            return [(t.page_id, *self.detect_page(t)) for t in timelines]
+            return [_PageResult.of(self, t) for t in timelines]
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "pivots_"):
@@ -929,7 +940,10 @@ class PivotDetector:
         return {
             "config": asdict(self.config),
             "pages": len(self.page_status_),
-            "pages_too_few_posts": sum(s != "ok" for s in self.page_status_.values()),
+            "pages_too_few_posts": sum(
+                s.startswith("too few posts") for s in self.page_status_.values()
+            ),
+            "pages_with_errors": len(self.page_errors_),
             "pivots": len(self.pivots_),
         }
 
@@ -956,9 +970,31 @@ class _PageOrdered:
         self._file.close()
 
 
+@dataclass
+class _PageResult:
+    """What detection made of one page: its pivot rows and status, and where it met an
+    unexpected error, the traceback (``status`` then says ``error: <type>: <message>``)."""
+
+    page_id: str
+    rows: list[dict]
+    status: str
+    trace: str | None = None
+
+    @classmethod
+    def of(cls, detector: PivotDetector, timeline: Timeline) -> _PageResult:
+        """:meth:`PivotDetector.detect_page`, with an unexpected error kept to the page: a
+        bug met on one page of a million must not lose the run (the detector logs it)."""
+        try:
+            return cls(timeline.page_id, *detector.detect_page(timeline))
+        except Exception as exc:
+            import traceback
+
+            return cls(timeline.page_id, [], page_error_status(exc), traceback.format_exc())
+
+
 def _detect_pages(
     config: PivotConfig, batch: _Batch, profiles: np.ndarray, embeddings: Any
-) -> list[tuple[str, list[dict], str]]:
+) -> list[_PageResult]:
     """A worker's share of :meth:`PivotDetector.fit`: pages without their signals, read
     here from ``profiles`` and ``embeddings`` in page order (or, from a RowFile, by the
     posts' rows)."""
@@ -972,7 +1008,7 @@ def _detect_pages(
             timeline.embeddings = embeddings[timeline.rows]
         elif embeddings is not None:
             timeline.embeddings = embeddings[span]
-        out.append((timeline.page_id, *detector.detect_page(timeline)))
+        out.append(_PageResult.of(detector, timeline))
     return out
 
 

@@ -64,6 +64,8 @@ PAGES = pa.schema(
         # operator timing (narratives.timing, default settings): null below its minimum
         ("utc_offset_hours", pa.float32()),
         ("timing_confidence", pa.float32()),
+        # "ok", "too few posts (n < 50)", or "error: ..." where timing met a bug
+        ("timing_status", pa.string()),
     ]
 )
 

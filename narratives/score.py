@@ -248,7 +248,24 @@ def page_table(posts: pd.DataFrame, pivots: pd.DataFrame, status: dict[str, str]
     timing = timing[timing["scope"] == "page"].set_index("page_id")
     frame["utc_offset_hours"] = frame["page_id"].map(timing["utc_offset_hours"]).astype(float)
     frame["timing_confidence"] = frame["page_id"].map(timing["confidence"]).astype(float)
+    frame["timing_status"] = frame["page_id"].map(timing["status"])
     return frame
+
+
+def page_errors(pages: pd.DataFrame, listed: int = 20) -> dict[str, Any]:
+    """The pages whose pivots or timing met an unexpected error (``error: ...`` in
+    ``pivot_status`` or ``timing_status``), counted, with the first ``listed`` ids of
+    each: what run.json says of them."""
+    out: dict[str, Any] = {}
+    any_error = np.zeros(len(pages), dtype=bool)
+    for column, key in (("pivot_status", "pivots"), ("timing_status", "timing")):
+        status = pages[column] if column in pages else pd.Series(None, index=pages.index)
+        failed = status.fillna("").astype(str).str.startswith("error:").to_numpy()
+        any_error |= failed
+        ids = pages.loc[failed, "page_id"].astype(str)
+        out[key] = {"pages": len(ids), "first": ids.head(listed).tolist()}
+    out["pages"] = int(any_error.sum())
+    return out
 
 
 def detect_pivots(result: ScoreResult, config: PivotConfig | None = None) -> ScoreResult:
@@ -258,7 +275,14 @@ def detect_pivots(result: ScoreResult, config: PivotConfig | None = None) -> Sco
     pages = page_table(result.posts, detector.pivots_, detector.page_status_)
     run = dict(result.run)
     run["pivots"] = {**detector.summary(), "seconds": round(time.perf_counter() - started, 3)}
-    run["counts"] = {**run.get("counts", {}), "pages": len(pages), "pivots": len(detector.pivots_)}
+    errors = page_errors(pages)
+    run["page_errors"] = errors
+    run["counts"] = {
+        **run.get("counts", {}),
+        "pages": len(pages),
+        "pivots": len(detector.pivots_),
+        "page_errors": errors["pages"],
+    }
     return ScoreResult(
         result.posts, detector.pivots_, pages, result.embeddings, result.topic_profiles, run
     )

