@@ -317,6 +317,11 @@ def _load_dataset_dir(path: Path, split: str | None):
 
 
 def _resolve_columns(columns: Sequence[str], mapping: ColumnMapping) -> dict[str, str | None]:
+    """The input column of each field. An input without any column (an empty file, or
+    one whose every record is malformed) has nothing to check: its records, if any, are
+    each rejected with their own reason."""
+    if not columns:
+        return dict.fromkeys(FIELDS)
     lower = {c.lower(): c for c in columns}
     resolved: dict[str, str | None] = {}
     shown = ", ".join(columns) if columns else "(none)"
