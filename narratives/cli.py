@@ -232,6 +232,7 @@ def pivots(
     min_language_shift: Annotated[float, typer.Option(help="Smallest language-mix change.")] = 0.5,
     alpha: Annotated[float, typer.Option(help="Significance of each change.")] = 0.01,
     seed: Annotated[int, typer.Option(help="Seed of the permutation tests.")] = 0,
+    show: Annotated[int, typer.Option(min=0, help="Pivots listed (the largest first).")] = 30,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Re-run pivot detection on stored scores with other settings (no re-embedding).
@@ -259,7 +260,8 @@ def pivots(
         f"pages {summary['pages']}  too few posts {summary['pages_too_few_posts']}  "
         f"pivots {summary['pivots']}"
     )
-    for row in result.pivots.itertuples():
+    strongest = result.pivots.sort_values(["magnitude", "page_id"], ascending=[False, True])
+    for row in strongest.head(show).itertuples():
         after = ", ".join(f"{n['id']} {n['score']:.0%}" for n in row.after_narratives)
         typer.echo(
             f"  {row.page_id}  {row.at:%Y-%m-%d %H:%M}  {row.kind:<15} "
@@ -267,6 +269,8 @@ def pivots(
             f"{row.before_topic}->{row.after_topic}"
             + (f"  narratives after: {after}" if after else "")
         )
+    if len(strongest) > show:
+        typer.echo(f"  ... and {len(strongest) - show} more (pivots.parquet has them all)")
     typer.echo(f"outputs in {scored}/ (pivots.parquet, pages.parquet, run.json)")
     if (scored / "report.html").exists():
         typer.echo(f"report.html shows the old pivots: narratives report {scored} --force")
@@ -284,6 +288,7 @@ def timing(
             "(default: the coordination network's groups, once coordination has run)."
         ),
     ] = None,
+    show: Annotated[int, typer.Option(min=0, help="Pages listed on the terminal.")] = 30,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Operator timing per page and per group of pages: UTC offset of the working schedule
@@ -301,7 +306,11 @@ def timing(
         table, pairs = write_timing(scored, TimingConfig(min_posts=min_posts), chosen)
     except (NarrativesError, ValueError) as exc:
         _fail(str(exc))
-    for row in table.itertuples():
+    import pandas as pd
+
+    pages = table[table["scope"] == "page"]
+    shown = pd.concat([table[table["scope"] != "page"], pages.head(show)])
+    for row in shown.itertuples():
         who = {"all": "all pages", "group": f"group {row.group}"}.get(row.scope, row.page_id)
         if row.status != "ok":
             typer.echo(f"  {who}: {row.status}")
@@ -311,6 +320,8 @@ def timing(
             f"  {who}: UTC{row.utc_offset_hours:+g} (confidence {row.confidence:.2f}), "
             f"{row.n_posts} posts, works {row.work_start}-{row.work_end}, breaks {breaks}"
         )
+    if len(pages) > show:
+        typer.echo(f"  ... and {len(pages) - show} more pages (timing.parquet has them all)")
     typer.echo(f"pairs of pages with alike timing: {len(pairs)}")
     typer.echo(f"outputs in {scored}/ (timing.parquet, timing_pairs.parquet)")
     failed = [

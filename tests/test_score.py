@@ -217,6 +217,12 @@ def test_cli_pivots_reruns_detection_on_stored_scores(sample_result, tmp_path):
     assert (out / "posts.parquet").read_bytes() == posts_before  # scores untouched
     default = runner.invoke(app, ["pivots", str(out)])
     assert default.exit_code == 0 and "pivots 4" in default.output
+    result_pivots = pd.read_parquet(out / "pivots.parquet")
+    largest = result_pivots.sort_values("magnitude", ascending=False).iloc[0]
+    one = runner.invoke(app, ["pivots", str(out), "--show", "1"])
+    listed = [line for line in one.output.splitlines() if line.startswith("  ")]
+    assert listed[0].split()[0] == largest["page_id"]
+    assert listed[1] == "  ... and 3 more (pivots.parquet has them all)"
     bad = runner.invoke(app, ["pivots", str(out), "--alpha", "2"])
     assert bad.exit_code == 2 and "alpha" in bad.output
     empty = runner.invoke(app, ["pivots", str(tmp_path)])

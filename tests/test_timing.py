@@ -119,6 +119,10 @@ def test_sample_pages_and_the_cli(sample_result, tmp_path):
     assert pq.read_table(out / "timing_pairs.parquet").schema.names == [
         "page_a", "page_b", "similarity",
     ]  # fmt: skip
+    few = CliRunner().invoke(app, ["timing", str(out), "--show", "1"])
+    n_pages = len(pages)
+    assert f"... and {n_pages - 1} more pages (timing.parquet has them all)" in few.output
+    assert "all pages: UTC+" in few.output  # the summary rows are always shown
     bad = CliRunner().invoke(app, ["timing", str(tmp_path)])
     assert bad.exit_code == 2 and "run narratives score first" in bad.output
 
