@@ -90,3 +90,28 @@ def no_page_errors(request: pytest.FixtureRequest):
     if handler.records and request.node.get_closest_marker("page_errors_expected") is None:
         first = handler.records[0].getMessage().splitlines()
         pytest.fail(f"{len(handler.records)} page error(s) logged; the first: {first[0]}")
+
+
+def _hypothesis_profiles() -> None:
+    """The generative tests' profiles: ``narratives`` (the default: the named shapes and a
+    few generated dumps, the same on every run, for CI) and ``long`` (hundreds of random
+    dumps, failures kept in Hypothesis' database: pass --hypothesis-profile=long)."""
+    from hypothesis import HealthCheck, settings
+
+    slow = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+    settings.register_profile(
+        "narratives",
+        max_examples=6,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=slow,
+        print_blob=True,
+    )
+    settings.register_profile(
+        "long", max_examples=2000, deadline=None, suppress_health_check=slow, print_blob=True
+    )
+    settings.load_profile("narratives")
+
+
+_hypothesis_profiles()
