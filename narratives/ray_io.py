@@ -293,7 +293,11 @@ def _build(
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """The gathered rows in source order, with read_posts' column types."""
+    """The gathered rows in source order, with read_posts' column types. No piece gave a
+    row (an empty file): Ray Data's empty result has no columns at all."""
+    if frame.empty:
+        names = (*_STRINGS, "created_at", "source_row", "_explicit", "_naive")
+        frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in names})
     frame = frame.sort_values("source_row", kind="stable").reset_index(drop=True)
     typed = {
         c: pd.array(frame[c].astype(object).where(frame[c].notna(), None), dtype="string")
