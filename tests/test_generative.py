@@ -201,10 +201,11 @@ def build(
             }
             if rng.random() < fault_rate:
                 name, bad = _FAULTS[int(rng.integers(len(_FAULTS)))]
-                if name == "post_id" and posts:  # another record's id: the later one fails
-                    values["post_id"] = posts[int(rng.integers(len(posts)))].values["post_id"]
+                if name == "post_id":  # another record's id: the later one fails
+                    if posts:  # (the first record has no earlier id to take)
+                        values["post_id"] = posts[int(rng.integers(len(posts)))].values["post_id"]
                 else:
-                    values[name if name != "post_id" else "text"] = bad
+                    values[name] = bad
                     ok = False
             posts.append(Post(values, ok))
             k += 1
