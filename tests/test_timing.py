@@ -9,7 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from narratives.cli import app
-from narratives.timing import TimingConfig, TimingEstimator, page_timing, week_histogram
+from narratives.timing import (
+    TimingConfig,
+    TimingEstimator,
+    fingerprint,
+    page_timing,
+    timing_similarity,
+    week_histogram,
+)
 from narratives.timing_eval import Schedule, evaluate, generate_times
 
 BEIJING_OFFICE = Schedule(
@@ -94,6 +101,36 @@ def test_generated_pages_meet_the_accuracy_target():
     assert rows[0]["offset_within_1h"] >= 0.95
     assert rows[0]["lunch_found"] >= 0.9
     assert rows[0]["false_midday_break"] <= 0.2
+
+
+def test_timing_pairs_in_blocks_are_each_pages_nearest():
+    # 13 pages: shifts at a few hours (so that many fingerprints are identical: ties)
+    rng = np.random.default_rng(3)
+    start = pd.Timestamp("2023-01-02", tz="UTC")
+    frames, times = [], []
+    for p in range(13):
+        if p >= 8:  # the times of an earlier page: identical fingerprints, exact ties
+            at = times[p - 8]
+        else:
+            hour = [9, 9, 9, 14, 2][p % 5]
+            days = rng.integers(0, 60, 60)
+            at = start + pd.to_timedelta(days * 24 + hour + rng.uniform(0, 3, 60), unit="h")
+        times.append(at)
+        frames.append(pd.DataFrame({"page_id": f"p{p:02d}", "created_at": at}))
+    posts = pd.concat(frames, ignore_index=True).assign(status="ok")
+    pages = sorted(posts["page_id"].unique())
+    matrix = np.stack([fingerprint(posts.loc[posts["page_id"] == p, "created_at"]) for p in pages])
+    sims = matrix @ matrix.T
+    for top in (1, 3):
+        expected = set()  # every page's nearest others (ties: the first in id order), >= 0.8
+        for i in range(len(pages)):
+            near = [j for j in np.argsort(-sims[i].round(12), kind="stable") if j != i][:top]
+            expected |= {(pages[i], pages[j]) for j in near if sims[i, j] >= 0.8 and i < j}
+        for block in (1, 4, 1024):  # several blocks or one: the same pairs
+            got = timing_similarity(posts, min_posts=50, top=top, block=block)
+            assert set(zip(got["page_a"], got["page_b"])) == expected, (top, block)
+            assert got["similarity"].is_monotonic_decreasing
+        assert len(expected) >= 4
 
 
 def test_sample_pages_and_the_cli(sample_result, tmp_path):
