@@ -109,7 +109,7 @@ def _hypothesis_profiles() -> None:
         print_blob=True,
     )
     settings.register_profile(
-        "long", max_examples=400, deadline=None, suppress_health_check=slow, print_blob=True
+        "long", max_examples=1500, deadline=None, suppress_health_check=slow, print_blob=True
     )
     settings.load_profile("narratives")
 
