@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _data import FB, ROOT, write_jsonl
 
-ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared/data/external"
 
 CHILD = """
@@ -61,10 +61,9 @@ def text_pool() -> tuple[list[str], list[str]]:
     from narratives.langid import detect_languages
 
     texts: list[str] = []
-    fb = SHARED / "cn-state-media-facebook-2022/fb_posts_cn_state_media_2022.csv"
     tweets = SHARED / "twitter-io-china-2019/china_082019_1_matched_troll_tweets.csv"
-    if fb.exists():
-        texts += pd.read_csv(fb, usecols=["CONTENT"])["CONTENT"].dropna().tolist()
+    if FB.exists():
+        texts += pd.read_csv(FB, usecols=["CONTENT"])["CONTENT"].dropna().tolist()
     if tweets.exists():
         texts += pd.read_csv(tweets, usecols=["tweet_text"])["tweet_text"].dropna().tolist()
     if not texts:
@@ -75,13 +74,6 @@ def text_pool() -> tuple[list[str], list[str]]:
     chinese = [t for t, lang in zip(texts, langs) if lang == "zh"]
     other = [t for t, lang in zip(texts, langs) if lang != "zh"]
     return other, chinese
-
-
-def write(path: Path, frame: pd.DataFrame) -> Path:
-    frame.assign(created_at=frame["created_at"].map(pd.Timestamp.isoformat)).to_json(
-        path, orient="records", lines=True, force_ascii=False
-    )
-    return path
 
 
 def long_page(n: int, other: list[str], chinese: list[str], rng: np.random.Generator):
@@ -185,7 +177,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         pool = pd.DataFrame({"post_id": [f"pool{i}" for i in range(len(texts))],
                              "page_id": "pool", "text": texts, "created_at": START})  # fmt: skip
-        warm = write(folder / "pool.jsonl", pool)
+        warm = write_jsonl(pool, folder / "pool.jsonl")
         took = run(["score", str(warm), "-o", str(folder / "pool"), "--force", "--tagger",
                     "none"], folder / "pool.json")  # fmt: skip
         print(f"cache warmed with the pool in {took['seconds']:.0f} s")
@@ -197,7 +189,7 @@ def main() -> None:
         failed = False
         for shape in args.shapes:
             frame = dumps[shape]()
-            src = write(folder / f"{shape}.jsonl", frame)
+            src = write_jsonl(frame, folder / f"{shape}.jsonl")
             out = folder / shape
             print(f"\n{shape}: {len(frame):,} posts on {frame['page_id'].nunique():,} pages")
             steps = [
