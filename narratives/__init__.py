@@ -7,12 +7,12 @@
 
 from importlib import metadata
 
-from .embed import Embedder
-from .errors import InputError, ModelError, NarrativesError, OutputError
-from .io import ColumnMapping, ReadResult, read_posts
-from .langid import detect_language, detect_languages
-from .pivots import PivotConfig, PivotDetector
-from .score import ScoreResult, detect_pivots, load_scored, score
+from narratives.embed import Embedder
+from narratives.errors import InputError, ModelError, NarrativesError, OutputError
+from narratives.io import ColumnMapping, ReadResult, read_posts
+from narratives.langid import detect_language, detect_languages
+from narratives.pivots import PivotConfig, PivotDetector
+from narratives.score import ScoreResult, detect_pivots, load_scored, score
 
 __version__ = metadata.version("narratives")
 

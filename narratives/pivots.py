@@ -38,12 +38,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import schema
-from .errors import page_error_status
-from .rowfile import RowFile
-from .tagger import narrative_mix
-from .timelines import Timeline, page_timelines, timed_rows
-from .topics import TOPICS
+from narratives import schema
+from narratives.errors import page_error_status
+from narratives.rowfile import RowFile
+from narratives.tagger import narrative_mix
+from narratives.timelines import Timeline, page_timelines, timed_rows
+from narratives.topics import TOPICS
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def _shuffles(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
     """n shuffled orders of m posts, one per row (drawn a row at a time, so drawing 40 and
     then 60 gives the same 100 orders as drawing 100 at once; compiled,
     :func:`narratives._nulls.shuffles`)."""
-    from ._nulls import shuffles
+    from narratives._nulls import shuffles
 
     out = np.empty((n, m), dtype=np.int32)
     shuffles(rng.random((n, max(m - 1, 0))), out)
@@ -225,7 +225,7 @@ def _null_maxima(
     (:func:`narratives._nulls.split_maxima`). :func:`_gram_null_maxima` computes the same
     for a Euclidean signal from its Gram matrix.
     """
-    from ._nulls import split_maxima
+    from narratives._nulls import split_maxima
 
     s = _splits(orders.shape[1], min_size, True)
     x = np.asarray(x, dtype=np.float32)
@@ -249,7 +249,7 @@ def _gram_null_maxima(
     dimension at a cost that does not grow with it
     (:func:`narratives._nulls.gram_split_maxima`). The block is centred as a page's
     languages are taken out, with all its posts in one group."""
-    from ._nulls import gram_less_group_means, gram_split_maxima
+    from narratives._nulls import gram_less_group_means, gram_split_maxima
 
     m = orders.shape[1]
     block = np.ascontiguousarray(gram[lo : lo + m, lo : lo + m])
@@ -421,7 +421,7 @@ class _Signals:
             else:
                 topic = content
             return cls(content, topic, profiles, langs, entropy)
-        from ._nulls import gram_less_group_means
+        from narratives._nulls import gram_less_group_means
 
         centred = emb.astype(np.float64)
         centred -= centred.mean(axis=0)

@@ -30,8 +30,8 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .io import (
+from narratives.errors import InputError
+from narratives.io import (
     ColumnMapping,
     ReadResult,
     _decode,
@@ -48,7 +48,7 @@ from .io import (
     read_posts,
     utf8_fit,
 )
-from .times import resolve_tz
+from narratives.times import resolve_tz
 
 logger = logging.getLogger(__name__)
 

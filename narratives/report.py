@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .errors import InputError, OutputError
-from .timelines import page_timelines
+from narratives.errors import InputError, OutputError
+from narratives.timelines import page_timelines
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def _read(scored: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[
 def _narrative_names(run: dict[str, Any], taxonomy: str | Path | None) -> dict[str, str]:
     """Top-level narrative id -> name, from the taxonomy the run used when it is known
     (the one given, or the shipped one when its digest matches), else ids only."""
-    from .taxonomy import load_taxonomy
+    from narratives.taxonomy import load_taxonomy
 
     used = run.get("taxonomy") or {}
     try:
@@ -535,7 +535,7 @@ def _timed(times: pd.Series, who: str, est: dict | None = None) -> dict[str, Any
     """The timing estimate of some posts (``est``, as timing.parquet has it, or made now
     with the default settings) and their posts per weekday x hour in the inferred local
     time (UTC without one). ``who``: whose posts, for the log of an unexpected error."""
-    from .timing import BINS_PER_HOUR, TimingEstimator, week_histogram
+    from narratives.timing import BINS_PER_HOUR, TimingEstimator, week_histogram
 
     estimator = TimingEstimator()
     if est is None:
@@ -581,7 +581,7 @@ def _coordination(
                 ],
             }
         )
-    from .coordination import network_groups
+    from narratives.coordination import network_groups
 
     usable = _usable(posts)
     member = network_groups(edges)

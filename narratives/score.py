@@ -22,19 +22,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from . import schema
-from .cache import cache_dir
-from .embcache import EmbeddingCache, cache_name, normalise, text_key
-from .embed import DEFAULT, Embedder
-from .engines import ENGINES, ray_results, require_ray, start_ray
-from .errors import InputError, OutputError
-from .io import ColumnMapping, read_posts
-from .langid import detect_languages
-from .pivots import PivotConfig, PivotDetector
-from .rowfile import RowFile
-from .tagger import narrative_mix
-from .timing import page_timing
-from .topics import TOPICS, topic_profiles, topic_prototypes
+from narratives import schema
+from narratives.cache import cache_dir
+from narratives.embcache import EmbeddingCache, cache_name, normalise, text_key
+from narratives.embed import DEFAULT, Embedder
+from narratives.engines import ENGINES, ray_results, require_ray, start_ray
+from narratives.errors import InputError, OutputError
+from narratives.io import ColumnMapping, read_posts
+from narratives.langid import detect_languages
+from narratives.pivots import PivotConfig, PivotDetector
+from narratives.rowfile import RowFile
+from narratives.tagger import narrative_mix
+from narratives.timing import page_timing
+from narratives.topics import TOPICS, topic_profiles, topic_prototypes
 
 logger = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ def score(
     timings: dict[str, float] = {}
     reader: Any = read_posts
     if engine == "ray":
-        from .ray_io import ray_read_posts
+        from narratives.ray_io import ray_read_posts
 
         start_ray(address)
         reader = ray_read_posts
@@ -561,7 +561,7 @@ def _open_cache(cache: bool | str | Path | None, embedder: Embedder) -> Embeddin
 
 
 def _load_tagger(tagger: Any, embedder: Embedder, taxonomy: str | Path | None):
-    from .tagger import NarrativeTagger
+    from narratives.tagger import NarrativeTagger
 
     if tagger is None:
         return None
@@ -569,7 +569,7 @@ def _load_tagger(tagger: Any, embedder: Embedder, taxonomy: str | Path | None):
     if not isinstance(tagger, NarrativeTagger):
         tagger = NarrativeTagger.from_pretrained(tagger, embedder, taxonomy)
     if taxonomy is not None and not built_from_taxonomy:
-        from .taxonomy import load_taxonomy
+        from narratives.taxonomy import load_taxonomy
 
         if load_taxonomy(taxonomy).digest != tagger.taxonomy.digest:
             raise InputError(

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, ModelError
-from .taxonomy import Taxonomy, load_taxonomy
+from narratives.errors import InputError, ModelError
+from narratives.taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
 
@@ -403,7 +403,7 @@ class NarrativeTagger:
         tagger.embedder = embedder
         tagger.chunking = config.get("chunking")
         if config.get("encoder"):
-            from .embed import Embedder
+            from narratives.embed import Embedder
 
             folder_of_encoder = path / "encoder"
             if not (folder_of_encoder / "model.safetensors").is_file():
@@ -449,7 +449,7 @@ class NarrativeTagger:
                 raise ModelError("this tagger has no embedder; pass embedder= when loading it")
             self.check_embedder(self.embedder)
             if self.chunking:
-                from .finetune import embed_long
+                from narratives.finetune import embed_long
 
                 embeddings = embed_long(list(texts), self.embedder, **self.chunking)
             else:
@@ -631,8 +631,8 @@ def default_tagger(embedder=None, taxonomy=None) -> NarrativeTagger:
     model, built on first use and kept in the cache (keyed by taxonomy digest and model)."""
     import hashlib
 
-    from .cache import cache_dir
-    from .embed import Embedder
+    from narratives.cache import cache_dir
+    from narratives.embed import Embedder
 
     embedder = embedder or Embedder("default")
     tax = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from narratives.errors import InputError
 
 DEFAULT_EVAL = "tagger-eval-v2"
 

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from narratives.errors import InputError
 
 SCHEMA = "narratives-taxonomy/1"
 DEFAULT_TAXONOMY = "china-cib"

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import page_error_status
+from narratives.errors import page_error_status
 
 logger = logging.getLogger(__name__)
 
@@ -341,7 +341,7 @@ def timing_similarity(
 
 def read_groups(path: str | Path) -> dict[str, str]:
     """Groups of pages from a CSV or Parquet file with columns ``page_id`` and ``group``."""
-    from .errors import InputError
+    from narratives.errors import InputError
 
     path = Path(path)
     try:
@@ -370,8 +370,8 @@ def write_timing(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from . import schema
-    from .errors import InputError
+    from narratives import schema
+    from narratives.errors import InputError
 
     scored = Path(scored_dir)
     if not (scored / "posts.parquet").is_file():
@@ -380,7 +380,7 @@ def write_timing(
     posts = pq.read_table(scored / "posts.parquet", columns=columns).to_pandas()
     cfg = config or TimingConfig()
     if groups is None and (scored / "coordination_edges.parquet").is_file():
-        from .coordination import network_groups
+        from narratives.coordination import network_groups
 
         groups = network_groups(pd.read_parquet(scored / "coordination_edges.parquet"))
     timing = page_timing(posts, cfg, groups)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .timing import TimingConfig, TimingEstimator, _circular_hours
+from narratives.timing import TimingConfig, TimingEstimator, _circular_hours
 
 HALF_HOUR_ZONES = (-3.5, 3.5, 4.5, 5.5, 5.75, 6.5, 9.5)
 
