@@ -9,7 +9,7 @@ from importlib import metadata
 
 from narratives.embed import Embedder
 from narratives.errors import InputError, ModelError, NarrativesError, OutputError
-from narratives.io import ColumnMapping, ReadResult, read_posts
+from narratives.io.read import ColumnMapping, ReadResult, read_posts
 from narratives.langid import detect_language, detect_languages
 from narratives.pivots import PivotConfig, PivotDetector
 from narratives.score import ScoreResult, detect_pivots, load_scored, score

@@ -107,7 +107,7 @@ def _require(path: Path) -> Path:
 
 def load_pools(data: Path) -> tuple[dict[str, list[str]], dict[str, list[list[int]]]]:
     """Texts per pool, and real timelines (lists of pool indices in time order)."""
-    from narratives.io import read_posts
+    from narratives.io.read import read_posts
     from narratives.langid import detect_languages
 
     rng = np.random.default_rng(7)

@@ -1,5 +1,5 @@
 """Reading posts with Ray Data: the input is cut into pieces that Ray Data's tasks read
-and check in parallel, with :mod:`narratives.io`'s own row-level checks.
+and check in parallel, with :mod:`narratives.io.read`'s own row-level checks.
 
 - JSONL: byte ranges of about ``piece_bytes`` that end at a newline (a record never
   spans lines); a gzipped or UTF-16/32 file is one piece.
@@ -10,7 +10,7 @@ and check in parallel, with :mod:`narratives.io`'s own row-level checks.
 Two passes over the pieces. The first counts each piece's records and lines, the columns
 it has and, for JSONL of unknown encoding, how much of it reads as UTF-8; from these the
 driver numbers rows and lines, resolves the columns and decides the encoding exactly as
-:func:`narratives.io.read_posts` would for the whole file. The second builds each piece's
+:func:`narratives.io.read.read_posts` would for the whole file. The second builds each piece's
 rows. The driver gathers them in order and checks duplicate post ids over the whole
 table, so the result is the table ``read_posts`` gives (tested on each format).
 
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from narratives.errors import InputError
-from narratives.io import (
+from narratives.io.read import (
     ColumnMapping,
     ReadResult,
     _decode,
@@ -67,7 +67,7 @@ def ray_read_posts(
     split: str | None = None,
     piece_bytes: int = PIECE_BYTES,
 ) -> ReadResult:
-    """:func:`narratives.io.read_posts` of a JSONL, CSV or Parquet file, read by Ray Data
+    """:func:`narratives.io.read.read_posts` of a JSONL, CSV or Parquet file, read by Ray Data
     tasks (Ray must be started). A saved ``datasets`` folder, or anything that is not a
     path, is read by ``read_posts`` here on the driver."""
     import ray.data

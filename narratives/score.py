@@ -28,7 +28,7 @@ from narratives.embcache import EmbeddingCache, cache_name, normalise, text_key
 from narratives.embed import DEFAULT, Embedder
 from narratives.engines import ENGINES, ray_results, require_ray, start_ray
 from narratives.errors import InputError, OutputError
-from narratives.io import ColumnMapping, read_posts
+from narratives.io.read import ColumnMapping, read_posts
 from narratives.langid import detect_languages
 from narratives.pivots import PivotConfig, PivotDetector
 from narratives.rowfile import RowFile

@@ -11,7 +11,7 @@ import pytest
 from conftest import SAMPLE
 
 from narratives.errors import InputError
-from narratives.io import read_posts
+from narratives.io.read import read_posts
 
 
 @pytest.fixture(scope="module")
