@@ -48,7 +48,7 @@ from narratives.io.read import (
     read_posts,
     utf8_fit,
 )
-from narratives.times import resolve_tz
+from narratives.io.times import resolve_tz
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from narratives.errors import InputError
-from narratives.times import parse_time, resolve_tz
+from narratives.io.times import parse_time, resolve_tz
 
 UTC = timezone.utc
 SHANGHAI = resolve_tz("Asia/Shanghai")

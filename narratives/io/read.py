@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from narratives.errors import InputError
-from narratives.times import UTC, parse_time, resolve_tz
+from narratives.io.times import UTC, parse_time, resolve_tz
 
 logger = logging.getLogger(__name__)
 
