@@ -7,7 +7,7 @@ same :class:`~narratives.score.PostScorer` as the local engine. Results come bac
 their row numbers and are put in place by row, so a batch that Ray runs twice (after a
 worker dies) writes the same values to the same rows: no row is lost, none doubled, and
 the driver checks that every row came back once. The input is read by Ray Data tasks
-too (:mod:`narratives.ray_io`); pivots and the output files stay on the driver.
+too (:mod:`narratives.io.ray`); pivots and the output files stay on the driver.
 
 Ray is an optional extra: ``pip install 'narratives[ray]'``.
 """

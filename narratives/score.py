@@ -330,7 +330,7 @@ def score(
     run's memory then grows with the posts' table but not with their vectors.
 
     ``engine="ray"`` reads a JSONL, CSV or Parquet input with Ray Data tasks
-    (:mod:`narratives.ray_io`) and runs the per-post work (language, embedding, topics,
+    (:mod:`narratives.io.ray`) and runs the per-post work (language, embedding, topics,
     tags) on Ray Data, in ``concurrency`` actors (default: one per CPU, or per GPU), on
     the cluster at ``address`` or a local one (see :mod:`narratives.engines`); the output
     is the same.
@@ -343,7 +343,7 @@ def score(
     timings: dict[str, float] = {}
     reader: Any = read_posts
     if engine == "ray":
-        from narratives.ray_io import ray_read_posts
+        from narratives.io.ray import ray_read_posts
 
         start_ray(address)
         reader = ray_read_posts

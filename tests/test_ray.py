@@ -159,7 +159,7 @@ def _tricky_inputs(folder) -> list:
 
 
 def test_ray_data_reads_every_format_as_read_posts_does(ray_local, tmp_path):
-    from narratives.ray_io import ray_read_posts
+    from narratives.io.ray import ray_read_posts
 
     for path, columns in _tricky_inputs(tmp_path):
         local = read_posts(path, columns, tz="Asia/Shanghai")
@@ -176,7 +176,7 @@ def test_ray_data_reads_every_format_as_read_posts_does(ray_local, tmp_path):
 
 
 def test_ray_data_reading_refuses_what_read_posts_refuses(ray_local, tmp_path):
-    from narratives.ray_io import ray_read_posts
+    from narratives.io.ray import ray_read_posts
 
     path = tmp_path / "p.jsonl"
     path.write_text('{"id": "1", "body_text": "hi"}\n', "utf-8")
