@@ -7,7 +7,7 @@
 
 from importlib import metadata
 
-from narratives.embed import Embedder
+from narratives.embedding.embedder import Embedder
 from narratives.errors import InputError, ModelError, NarrativesError, OutputError
 from narratives.io.read import ColumnMapping, ReadResult, read_posts
 from narratives.langid import detect_language, detect_languages

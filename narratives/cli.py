@@ -139,7 +139,7 @@ def score(
     _logging(verbose)
     if not input.exists():
         _fail(f"input {str(input)!r} does not exist")
-    from narratives.embed import BACKENDS
+    from narratives.embedding.embedder import BACKENDS
     from narratives.engines import ENGINES
 
     if backend not in BACKENDS:  # checked before the output folder is touched
@@ -568,7 +568,7 @@ def train(
     _logging(verbose)
     if out.exists() and any(out.iterdir()) and not force:
         _fail(f"output folder {str(out)!r} is not empty; pass --force to overwrite")
-    from narratives.embed import BACKENDS, Embedder
+    from narratives.embedding.embedder import BACKENDS, Embedder
 
     if backend not in BACKENDS:
         _fail(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -624,7 +624,7 @@ def eval_tagger(
     """Narrative tags measured on labelled posts (per narrative, micro/macro F1, false tags)."""
     import json
 
-    from narratives.embed import Embedder
+    from narratives.embedding.embedder import Embedder
     from narratives.tagger import NarrativeTagger
     from narratives.tagger_eval import evaluate_tagger, format_report, load_eval_set
 

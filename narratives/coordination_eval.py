@@ -189,7 +189,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """P/R of page pairs and recall of postings by kind, per (same-language cosine,
     cross-language margin), then for exact copies only and for translations alone."""
-    from narratives.embed import Embedder
+    from narratives.embedding.embedder import Embedder
 
     posts, truth = build_dump(Path(data), seed=seed, **sizes)
     if embedder is None:

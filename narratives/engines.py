@@ -50,7 +50,7 @@ class RayScorer:
     """One actor's model, tagger and cache; called on a batch of {row, text}."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        from narratives.embed import Embedder
+        from narratives.embedding.embedder import Embedder
         from narratives.score import PostScorer, _load_tagger, _open_cache
 
         embedder = Embedder(

@@ -475,7 +475,7 @@ class Trainer:
     def encoder(self):
         """The embedder of the training texts: the one given, or the default model's."""
         if self.embedder is None:
-            from narratives.embed import Embedder
+            from narratives.embedding.embedder import Embedder
 
             self.embedder = Embedder("default")
         return self.embedder
@@ -713,7 +713,7 @@ class Trainer:
         import shutil
         import tempfile
 
-        from narratives.embed import Embedder
+        from narratives.embedding.embedder import Embedder
 
         work = Path(tempfile.mkdtemp(prefix="narratives-encoder-"))
         try:

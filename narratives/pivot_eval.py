@@ -368,7 +368,7 @@ def evaluate(
     config: PivotConfig | None = None,
 ) -> dict[str, Any]:
     """Build the harness, run our detector and the ruptures baselines, return the table."""
-    from narratives.embed import Embedder
+    from narratives.embedding.embedder import Embedder
 
     pools, timelines = load_pools(Path(data_dir))
     embedder = embedder or Embedder("default")

@@ -403,7 +403,7 @@ class NarrativeTagger:
         tagger.embedder = embedder
         tagger.chunking = config.get("chunking")
         if config.get("encoder"):
-            from narratives.embed import Embedder
+            from narratives.embedding.embedder import Embedder
 
             folder_of_encoder = path / "encoder"
             if not (folder_of_encoder / "model.safetensors").is_file():
@@ -632,7 +632,7 @@ def default_tagger(embedder=None, taxonomy=None) -> NarrativeTagger:
     import hashlib
 
     from narratives.cache import cache_dir
-    from narratives.embed import Embedder
+    from narratives.embedding.embedder import Embedder
 
     embedder = embedder or Embedder("default")
     tax = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)

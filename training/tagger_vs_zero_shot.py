@@ -40,7 +40,7 @@ def training_set(taxonomy) -> tuple[list[str], list[list[str]], list[list[str]]]
 
 
 def main() -> None:
-    from narratives.embed import Embedder
+    from narratives.embedding.embedder import Embedder
     from narratives.finetune import Trainer, TrainingArguments
     from narratives.score import _open_cache
     from narratives.tagger import NarrativeTagger

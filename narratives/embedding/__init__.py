@@ -1,0 +1,1 @@
+"""Per-post text features: language, sentence embeddings, the models behind them and their caches."""
