@@ -232,7 +232,7 @@ def test_resume_of_a_finished_run_is_refused(sample_result, tmp_path):
 
 
 def test_exports_of_folders_with_one_name_do_not_collide(tmp_path):
-    from narratives.onnx_backend import onnx_dir
+    from narratives.embedding.onnx import onnx_dir
 
     a, b = tmp_path / "a" / "model", tmp_path / "b" / "model"
     for folder in (a, b):

@@ -19,7 +19,7 @@ from narratives.embcache import EmbeddingCache, normalise, text_key
 from narratives.errors import ModelError
 
 if TYPE_CHECKING:
-    from narratives.onnx_backend import OnnxEncoder
+    from narratives.embedding.onnx import OnnxEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Embedder:
     authors recommend for clustering and classification.
 
     ``backend`` is ``"torch"`` (sentence-transformers), ``"onnx"`` (the model exported
-    once to int8 ONNX, see :mod:`narratives.onnx_backend`; local folders only) or
+    once to int8 ONNX, see :mod:`narratives.embedding.onnx`; local folders only) or
     ``"auto"``: onnx for the default model on the CPU, torch otherwise. ``threads`` caps
     ONNX Runtime's threads (default: the CPUs this process may use).
     """
@@ -107,7 +107,7 @@ class Embedder:
 
     def _load_onnx(self, threads: int | None) -> dict[str, Any]:
         from narratives.e5convert import PROBE_TEXTS
-        from narratives.onnx_backend import EXPORT_VERSION, OnnxEncoder, ensure_onnx_model
+        from narratives.embedding.onnx import EXPORT_VERSION, OnnxEncoder, ensure_onnx_model
 
         folder = Path(self._path)
         if self._is_default:
