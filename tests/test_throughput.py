@@ -35,7 +35,7 @@ MORE_PROBES = [
 
 
 def test_default_backend_is_onnx_int8_and_close_to_torch(embedder, torch_embedder):
-    from narratives.e5convert import PROBE_TEXTS
+    from narratives.embedding.e5convert import PROBE_TEXTS
 
     assert embedder.backend == "onnx" and "onnx-int8" in embedder.model_version
     texts = list(PROBE_TEXTS) + MORE_PROBES

@@ -106,7 +106,7 @@ class Embedder:
         self.prompt: str = prompt or ""
 
     def _load_onnx(self, threads: int | None) -> dict[str, Any]:
-        from narratives.e5convert import PROBE_TEXTS
+        from narratives.embedding.e5convert import PROBE_TEXTS
         from narratives.embedding.onnx import EXPORT_VERSION, OnnxEncoder, ensure_onnx_model
 
         folder = Path(self._path)
