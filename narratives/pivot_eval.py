@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from narratives.cache import cache_dir
+from narratives.embedding.model_cache import cache_dir
 from narratives.errors import InputError
 from narratives.pivots import PivotConfig, PivotDetector
 

@@ -631,8 +631,8 @@ def default_tagger(embedder=None, taxonomy=None) -> NarrativeTagger:
     model, built on first use and kept in the cache (keyed by taxonomy digest and model)."""
     import hashlib
 
-    from narratives.cache import cache_dir
     from narratives.embedding.embedder import Embedder
+    from narratives.embedding.model_cache import cache_dir
 
     embedder = embedder or Embedder("default")
     tax = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)

@@ -19,7 +19,7 @@ SHARED = ROOT.parent / "shared" / "data" / "external"
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from narratives.cache import ensure_default_model
+    from narratives.embedding.model_cache import ensure_default_model
 
     if "NARRATIVES_CACHE" not in os.environ:
         os.environ["NARRATIVES_CACHE"] = str(tmp_path_factory.mktemp("cache"))

