@@ -34,7 +34,7 @@ def best(seconds: list[float]) -> float:
 
 def main() -> None:
     import narratives
-    from narratives.embcache import EmbeddingCache, normalise
+    from narratives.embedding.text_cache import EmbeddingCache, normalise
     from narratives.tagger import NarrativeTagger, default_tagger
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

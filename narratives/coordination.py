@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from narratives.embcache import normalise
+from narratives.embedding.text_cache import normalise
 from narratives.timelines import timed_rows
 
 

@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from narratives import schema
-from narratives.embcache import EmbeddingCache, cache_name, normalise, text_key
 from narratives.embedding.embedder import DEFAULT, Embedder
 from narratives.embedding.model_cache import cache_dir
+from narratives.embedding.text_cache import EmbeddingCache, cache_name, normalise, text_key
 from narratives.engines import ENGINES, ray_results, require_ray, start_ray
 from narratives.errors import InputError, OutputError
 from narratives.io.read import ColumnMapping, read_posts

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLE
 
-from narratives.embcache import EmbeddingCache, normalise, text_key
+from narratives.embedding.text_cache import EmbeddingCache, normalise, text_key
 from narratives.errors import ModelError, OutputError
 
 #: Multilingual probes beyond the converter's: news, ads, slogans, long and mixed text.

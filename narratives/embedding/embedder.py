@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from narratives.embcache import EmbeddingCache, normalise, text_key
+from narratives.embedding.text_cache import EmbeddingCache, normalise, text_key
 from narratives.errors import ModelError
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class Embedder:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.batch_size = batch_size
         self.device = device
-        #: where vectors are looked up before encoding (see narratives.embcache), or None
+        #: where vectors are looked up before encoding (see narratives.embedding.text_cache), or None
         self.cache: EmbeddingCache | None = None
         self.model_name = str(model)
         self.model_version: str | None = None
@@ -220,7 +220,7 @@ class Embedder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Float32 (n, dim), L2-normalised, of each text's normalised form
-        (:func:`narratives.embcache.normalise`). Identical normalised texts are encoded
+        (:func:`narratives.embedding.text_cache.normalise`). Identical normalised texts are encoded
         once; with :attr:`cache` set, texts already in it are not encoded again."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
