@@ -58,7 +58,7 @@ START = pd.Timestamp("2023-01-01", tz="UTC")
 def text_pool() -> tuple[list[str], list[str]]:
     """Distinct real texts: (English and others, Chinese), from ../shared or the sample."""
     import narratives
-    from narratives.langid import detect_languages
+    from narratives.embedding.langid import detect_languages
 
     texts: list[str] = []
     tweets = SHARED / "twitter-io-china-2019/china_082019_1_matched_troll_tweets.csv"

@@ -85,7 +85,7 @@ def build_dump(
 ) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
     """Posts (post_id, page_id, created_at, status, text, lang, kind, message) and the true
     coordinated page pairs (pages of one group that posted a message together)."""
-    from narratives.langid import detect_languages
+    from narratives.embedding.langid import detect_languages
 
     rng = np.random.default_rng(seed)
     pool = list(rng.permutation(_pool(data)))

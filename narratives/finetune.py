@@ -637,7 +637,7 @@ class Trainer:
 
         args = self.args
         if languages is None:
-            from narratives.langid import detect_languages
+            from narratives.embedding.langid import detect_languages
 
             languages = detect_languages(texts)[0]
         if len(languages) != len(texts):

@@ -107,8 +107,8 @@ def _require(path: Path) -> Path:
 
 def load_pools(data: Path) -> tuple[dict[str, list[str]], dict[str, list[list[int]]]]:
     """Texts per pool, and real timelines (lists of pool indices in time order)."""
+    from narratives.embedding.langid import detect_languages
     from narratives.io.read import read_posts
-    from narratives.langid import detect_languages
 
     rng = np.random.default_rng(7)
     fb = read_posts(
@@ -231,7 +231,7 @@ def _stable_keys(rng, pools, timelines, n: int) -> list[tuple[str, int]]:
 def embed_pools(pools: dict[str, list[str]], embedder) -> dict[str, dict[str, np.ndarray]]:
     """Embeddings, languages and topic profiles of every pool text; embeddings and
     languages are cached on disk per pool, profiles are recomputed (they are cheap)."""
-    from narratives.langid import detect_languages
+    from narratives.embedding.langid import detect_languages
     from narratives.topics import topic_profiles, topic_prototypes
 
     model = json.dumps([embedder.model_id, embedder.model_version]).encode()

@@ -24,12 +24,12 @@ from tqdm.auto import tqdm
 
 from narratives import schema
 from narratives.embedding.embedder import DEFAULT, Embedder
+from narratives.embedding.langid import detect_languages
 from narratives.embedding.model_cache import cache_dir
 from narratives.embedding.text_cache import EmbeddingCache, cache_name, normalise, text_key
 from narratives.engines import ENGINES, ray_results, require_ray, start_ray
 from narratives.errors import InputError, OutputError
 from narratives.io.read import ColumnMapping, read_posts
-from narratives.langid import detect_languages
 from narratives.pivots import PivotConfig, PivotDetector
 from narratives.rowfile import RowFile
 from narratives.tagger import narrative_mix

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from narratives.langid import detect_language, detect_languages
+from narratives.embedding.langid import detect_language, detect_languages
 
 
 @pytest.mark.parametrize(

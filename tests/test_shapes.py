@@ -43,7 +43,7 @@ def test_pages_repeating_a_few_texts_are_judged(texts, embedder, tmp_path):
     """The issue's crash (Cholesky failed after minutes, nothing written): pages of 50
     posts, each repeating one, two or three texts, some of them in two languages."""
     by_lang = {}
-    from narratives.langid import detect_languages
+    from narratives.embedding.langid import detect_languages
 
     for text, lang in zip(texts, detect_languages(texts)[0]):
         by_lang.setdefault(lang, []).append(text)
