@@ -11,7 +11,7 @@ from narratives.embedding.embedder import Embedder
 from narratives.embedding.langid import detect_language, detect_languages
 from narratives.errors import InputError, ModelError, NarrativesError, OutputError
 from narratives.io.read import ColumnMapping, ReadResult, read_posts
-from narratives.pivots import PivotConfig, PivotDetector
+from narratives.pivots.detector import PivotConfig, PivotDetector
 from narratives.score import ScoreResult, detect_pivots, load_scored, score
 
 __version__ = metadata.version("narratives")

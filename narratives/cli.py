@@ -239,7 +239,7 @@ def pivots(
 
     Rewrites pivots.parquet, pages.parquet and run.json in SCORED; posts stay as they are.
     """
-    from narratives.pivots import PivotConfig
+    from narratives.pivots.detector import PivotConfig
     from narratives.score import detect_pivots, load_scored
 
     _logging(verbose)

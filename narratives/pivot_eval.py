@@ -39,7 +39,7 @@ import pandas as pd
 
 from narratives.embedding.model_cache import cache_dir
 from narratives.errors import InputError
-from narratives.pivots import PivotConfig, PivotDetector
+from narratives.pivots.detector import PivotConfig, PivotDetector
 
 logger = logging.getLogger(__name__)
 

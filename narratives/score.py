@@ -30,7 +30,7 @@ from narratives.embedding.text_cache import EmbeddingCache, cache_name, normalis
 from narratives.engines import ENGINES, ray_results, require_ray, start_ray
 from narratives.errors import InputError, OutputError
 from narratives.io.read import ColumnMapping, read_posts
-from narratives.pivots import PivotConfig, PivotDetector
+from narratives.pivots.detector import PivotConfig, PivotDetector
 from narratives.rowfile import RowFile
 from narratives.tagger import narrative_mix
 from narratives.timing import page_timing

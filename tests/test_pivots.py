@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from narratives.pivots import PivotConfig, PivotDetector
+from narratives.pivots.detector import PivotConfig, PivotDetector
 from narratives.topics import TOPICS
 
 K = len(TOPICS)
@@ -172,7 +172,7 @@ def test_worker_processes_give_the_same_pivots(tmp_path):
     emb = embed(posts, profiles.argmax(axis=1), 7)
     one = PivotDetector(n_jobs=1).fit(posts, profiles, emb)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("narratives.pivots._BATCH_POSTS", 60)  # a batch per page or so
+        mp.setattr("narratives.pivots.detector._BATCH_POSTS", 60)  # a batch per page or so
         two = PivotDetector(n_jobs=2).fit(posts, profiles, emb)
         vectors = RowFile(tmp_path / "vectors.f32", *emb.shape)
         vectors[:] = emb
@@ -290,7 +290,7 @@ def test_embeddings_a_run_on_one_story_at_the_start_is_no_pivot():
 def test_null_maxima_match_a_direct_computation():
     """The running-sum kernel of the permutation tests equals splitting each shuffled copy
     by hand."""
-    from narratives.pivots import _null_maxima, _positions, _shuffles
+    from narratives.pivots.detector import _null_maxima, _positions, _shuffles
 
     rng = np.random.default_rng(0)
     x = rng.random((37, 5)).astype(np.float32)
@@ -313,7 +313,7 @@ def test_a_blocks_null_does_not_depend_on_the_tests_before_it():
     """Each block draws its shuffles from its own generator (page and block), so the
     validation may skip tests without changing the others' p-values; and 49 orders, then
     99, are the 99 drawn at once."""
-    from narratives.pivots import _Signals
+    from narratives.pivots.detector import _Signals
 
     rng = np.random.default_rng(0)
     x = rng.random((60, 6)).astype(np.float32)
@@ -342,7 +342,7 @@ def test_a_blocks_null_does_not_depend_on_the_tests_before_it():
 def test_gram_null_maxima_match_the_running_sums():
     """The Gram-matrix kernel of a short page's topic nulls gives the running-sum kernel's
     maxima on the vectors themselves, for a block anywhere in the page."""
-    from narratives.pivots import _gram_null_maxima, _null_maxima, _shuffles
+    from narratives.pivots.detector import _gram_null_maxima, _null_maxima, _shuffles
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((50, 384)).astype(np.float32) + 3.0  # far from the origin
@@ -360,7 +360,7 @@ def test_short_pages_keep_every_distance_long_ones_the_large_ones():
     """A short page's coordinates keep the inner products of its full embeddings, its
     topic signal those of the embeddings less their language's mean; a long page's
     projection keeps the distance of a real shift."""
-    from narratives.pivots import _coordinates, _project, _Signals, _without_language_means
+    from narratives.pivots.detector import _coordinates, _project, _Signals, _without_language_means
     from narratives.timelines import Timeline
 
     rng = np.random.default_rng(0)
@@ -393,7 +393,7 @@ def test_a_clear_null_stops_after_a_fifth_of_the_shuffles():
     """A test whose first 20 shuffles already hold 5 or more at least as extreme is
     decided (its p-value over 99 would exceed kind_alpha and 3 alpha whatever the other 79
     hold): the rest is not drawn; a real shift draws all 99."""
-    from narratives.pivots import _Signals
+    from narratives.pivots.detector import _Signals
 
     rng = np.random.default_rng(0)
     x = rng.random((60, 6)).astype(np.float32)
@@ -515,7 +515,7 @@ def test_rank_revealing_coordinates():
     """The coordinates keep the Gram matrix exactly and have as many columns as it has
     rank: n - 1 for a centred page of distinct posts, the number of distinct texts less
     one for repeated ones, one column of zeros for identical posts."""
-    from narratives.pivots import _coordinates, _project
+    from narratives.pivots.detector import _coordinates, _project
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 384))[np.arange(40) % 3]

@@ -121,7 +121,7 @@ def test_a_bug_on_one_page_costs_that_page_only(small_dump, texts, tmp_path, mon
     """An unexpected error in one page's pivot detection: the run completes and writes
     every file, the page says what happened, run.json counts it, the log names the page,
     and the exit code says the run completed with page errors."""
-    from narratives.pivots import PivotDetector
+    from narratives.pivots.detector import PivotDetector
 
     rows = [
         {

@@ -1,0 +1,1 @@
+"""Pivots: per-page timelines, their topic and language signals, and the change-point detector."""
