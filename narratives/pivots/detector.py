@@ -205,8 +205,8 @@ def _split_stats(x: np.ndarray, t: np.ndarray, parts: list[tuple[slice, str]]) -
 def _shuffles(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
     """n shuffled orders of m posts, one per row (drawn a row at a time, so drawing 40 and
     then 60 gives the same 100 orders as drawing 100 at once; compiled,
-    :func:`narratives._nulls.shuffles`)."""
-    from narratives._nulls import shuffles
+    :func:`narratives.pivots._kernels.shuffles`)."""
+    from narratives.pivots._kernels import shuffles
 
     out = np.empty((n, m), dtype=np.int32)
     shuffles(rng.random((n, max(m - 1, 0))), out)
@@ -222,10 +222,10 @@ def _null_maxima(
 
     The running sums of each shuffled copy are accumulated one post at a time and the
     distances computed at the splits looked at, in compiled code
-    (:func:`narratives._nulls.split_maxima`). :func:`_gram_null_maxima` computes the same
+    (:func:`narratives.pivots._kernels.split_maxima`). :func:`_gram_null_maxima` computes the same
     for a Euclidean signal from its Gram matrix.
     """
-    from narratives._nulls import split_maxima
+    from narratives.pivots._kernels import split_maxima
 
     s = _splits(orders.shape[1], min_size, True)
     x = np.asarray(x, dtype=np.float32)
@@ -247,9 +247,9 @@ def _gram_null_maxima(
     """:func:`_null_maxima` of one Euclidean (``"l2"``) signal, from the Gram matrix of the
     page's posts (``gram``, n x n; the block from post ``lo``): exact in the signal's full
     dimension at a cost that does not grow with it
-    (:func:`narratives._nulls.gram_split_maxima`). The block is centred as a page's
+    (:func:`narratives.pivots._kernels.gram_split_maxima`). The block is centred as a page's
     languages are taken out, with all its posts in one group."""
-    from narratives._nulls import gram_less_group_means, gram_split_maxima
+    from narratives.pivots._kernels import gram_less_group_means, gram_split_maxima
 
     m = orders.shape[1]
     block = np.ascontiguousarray(gram[lo : lo + m, lo : lo + m])
@@ -421,7 +421,7 @@ class _Signals:
             else:
                 topic = content
             return cls(content, topic, profiles, langs, entropy)
-        from narratives._nulls import gram_less_group_means
+        from narratives.pivots._kernels import gram_less_group_means
 
         centred = emb.astype(np.float64)
         centred -= centred.mean(axis=0)
