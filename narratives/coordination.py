@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from narratives.embedding.text_cache import normalise
-from narratives.timelines import timed_rows
+from narratives.pivots.timelines import timed_rows
 
 
 @dataclass

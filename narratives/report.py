@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from narratives.errors import InputError, OutputError
-from narratives.timelines import page_timelines
+from narratives.pivots.timelines import page_timelines
 
 logger = logging.getLogger(__name__)
 

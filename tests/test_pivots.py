@@ -361,7 +361,7 @@ def test_short_pages_keep_every_distance_long_ones_the_large_ones():
     topic signal those of the embeddings less their language's mean; a long page's
     projection keeps the distance of a real shift."""
     from narratives.pivots.detector import _coordinates, _project, _Signals, _without_language_means
-    from narratives.timelines import Timeline
+    from narratives.pivots.timelines import Timeline
 
     rng = np.random.default_rng(0)
     scale = np.linspace(1.0, 0.05, 384)

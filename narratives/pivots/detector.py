@@ -40,9 +40,9 @@ import pandas as pd
 
 from narratives import schema
 from narratives.errors import page_error_status
+from narratives.pivots.timelines import Timeline, page_timelines, timed_rows
 from narratives.rowfile import RowFile
 from narratives.tagger import narrative_mix
-from narratives.timelines import Timeline, page_timelines, timed_rows
 from narratives.topics import TOPICS
 
 logger = logging.getLogger(__name__)
