@@ -232,7 +232,7 @@ def embed_pools(pools: dict[str, list[str]], embedder) -> dict[str, dict[str, np
     """Embeddings, languages and topic profiles of every pool text; embeddings and
     languages are cached on disk per pool, profiles are recomputed (they are cheap)."""
     from narratives.embedding.langid import detect_languages
-    from narratives.topics import topic_profiles, topic_prototypes
+    from narratives.pivots.topics import topic_profiles, topic_prototypes
 
     model = json.dumps([embedder.model_id, embedder.model_version]).encode()
     prototypes = topic_prototypes(embedder)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from narratives.pivots.detector import PivotConfig, PivotDetector
-from narratives.topics import TOPICS
+from narratives.pivots.topics import TOPICS
 
 K = len(TOPICS)
 DAY = np.timedelta64(1, "D")

@@ -5,7 +5,7 @@ embeddings (on a short page in their full dimension, through its Gram matrix; a 
 page's projected on its own principal directions); the same less each language's mean,
 which leaves the subject without the language it is written in (e5 puts unrelated posts
 of one language closer together than a post and its translation); its topic profiles
-over cross-lingual anchors (:mod:`narratives.topics`); and its languages, one-hot.
+over cross-lingual anchors (:mod:`narratives.pivots.topics`); and its languages, one-hot.
 ruptures' kernel change-point search (PELT, linear kernel) proposes changes of subject
 and of language with a penalty calibrated on the page itself: the largest gain a single
 split reaches on shuffled copies of the page's own posts. No penalty is tuned per
@@ -41,9 +41,9 @@ import pandas as pd
 from narratives import schema
 from narratives.errors import page_error_status
 from narratives.pivots.timelines import Timeline, page_timelines, timed_rows
+from narratives.pivots.topics import TOPICS
 from narratives.rowfile import RowFile
 from narratives.tagger import narrative_mix
-from narratives.topics import TOPICS
 
 logger = logging.getLogger(__name__)
 
