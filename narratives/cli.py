@@ -648,7 +648,7 @@ def taxonomy_validate(
     path: Annotated[Path, typer.Argument(help="A taxonomy JSON file.")],
 ) -> None:
     """Check a taxonomy file against the schema; exit 2 with the problems if it fails."""
-    from narratives.taxonomy import load_taxonomy, read_document, validate
+    from narratives.tagging.taxonomy import load_taxonomy, read_document, validate
 
     try:
         problems = validate(read_document(path))
@@ -674,7 +674,7 @@ def taxonomy_show(
     """Print a taxonomy's ids, names, definitions and parents."""
     import json
 
-    from narratives.taxonomy import load_taxonomy
+    from narratives.tagging.taxonomy import load_taxonomy
 
     try:
         tax = load_taxonomy(taxonomy)

@@ -49,7 +49,7 @@ def _pool(data: Path) -> list[str]:
 
 def _parallel() -> list[dict[str, str]]:
     """Exemplar sentences the taxonomy gives in several languages, by position."""
-    from narratives.taxonomy import load_taxonomy
+    from narratives.tagging.taxonomy import load_taxonomy
 
     sets: list[dict[str, str]] = []
     for node in load_taxonomy().nodes:

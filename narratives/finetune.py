@@ -52,7 +52,7 @@ from narratives.tagger import (
     calibration_languages,
     consistent,
 )
-from narratives.taxonomy import SCHEMA, Taxonomy, load_taxonomy, taxonomy_from_document
+from narratives.tagging.taxonomy import SCHEMA, Taxonomy, load_taxonomy, taxonomy_from_document
 
 logger = logging.getLogger(__name__)
 

@@ -205,7 +205,7 @@ def _read(scored: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[
 def _narrative_names(run: dict[str, Any], taxonomy: str | Path | None) -> dict[str, str]:
     """Top-level narrative id -> name, from the taxonomy the run used when it is known
     (the one given, or the shipped one when its digest matches), else ids only."""
-    from narratives.taxonomy import load_taxonomy
+    from narratives.tagging.taxonomy import load_taxonomy
 
     used = run.get("taxonomy") or {}
     try:

@@ -569,7 +569,7 @@ def _load_tagger(tagger: Any, embedder: Embedder, taxonomy: str | Path | None):
     if not isinstance(tagger, NarrativeTagger):
         tagger = NarrativeTagger.from_pretrained(tagger, embedder, taxonomy)
     if taxonomy is not None and not built_from_taxonomy:
-        from narratives.taxonomy import load_taxonomy
+        from narratives.tagging.taxonomy import load_taxonomy
 
         if load_taxonomy(taxonomy).digest != tagger.taxonomy.digest:
             raise InputError(

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from narratives.errors import InputError, ModelError
-from narratives.taxonomy import Taxonomy, load_taxonomy
+from narratives.tagging.taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from narratives.finetune import (
 )
 from narratives.tagger import NarrativeTagger
 from narratives.tagger_eval import samples_f1
-from narratives.taxonomy import load_taxonomy
+from narratives.tagging.taxonomy import load_taxonomy
 
 
 @pytest.fixture(scope="module")

@@ -185,7 +185,7 @@ def test_score_with_a_taxonomy_of_ones_own(embedder, tmp_path):
 
     from narratives import score
     from narratives.errors import InputError
-    from narratives.taxonomy import read_document
+    from narratives.tagging.taxonomy import read_document
 
     doc = read_document(None)
     doc["id"], doc["version"] = "mine", "0.1"

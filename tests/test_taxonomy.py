@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from narratives.cli import app
 from narratives.errors import InputError
-from narratives.taxonomy import REQUIRED_LANGUAGES, load_taxonomy, read_document, validate
+from narratives.tagging.taxonomy import REQUIRED_LANGUAGES, load_taxonomy, read_document, validate
 
 #: Narrative ids are a contract with users' filters and stored outputs: changing one is a
 #: new taxonomy version, and this list changes with it on purpose.

@@ -45,7 +45,7 @@ def main() -> None:
     from narratives.score import _open_cache
     from narratives.tagger import NarrativeTagger
     from narratives.tagger_eval import load_eval_set, summarize
-    from narratives.taxonomy import load_taxonomy
+    from narratives.tagging.taxonomy import load_taxonomy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=512)

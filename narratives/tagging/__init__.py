@@ -1,0 +1,1 @@
+"""Narrative tagging: taxonomies, the tagger and its heads, and training taggers on labelled posts."""
