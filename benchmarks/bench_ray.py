@@ -24,7 +24,7 @@ def main() -> None:
     import ray
 
     import narratives
-    from narratives.tagger import default_tagger
+    from narratives.tagging.tagger import default_tagger
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=2000)

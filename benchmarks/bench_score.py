@@ -42,7 +42,7 @@ def main() -> None:
     # the torch backend: this measures the pipeline's overhead over the same encoder
     embedder = narratives.Embedder("default", batch_size=args.batch_size, backend="torch")
     embedder.model.encode(texts[:64], prompt_name=embedder.prompt_name)  # warm-up
-    from narratives.tagger import default_tagger
+    from narratives.tagging.tagger import default_tagger
 
     t = time.perf_counter()
     tagger = default_tagger(embedder)  # built once per taxonomy and model, then cached

@@ -35,7 +35,7 @@ def best(seconds: list[float]) -> float:
 def main() -> None:
     import narratives
     from narratives.embedding.text_cache import EmbeddingCache, normalise
-    from narratives.tagger import NarrativeTagger, default_tagger
+    from narratives.tagging.tagger import NarrativeTagger, default_tagger
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=1000, help="unique posts (0 = all)")

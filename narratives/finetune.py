@@ -8,7 +8,7 @@ tied to the narrative its label starts with.
 
 With a taxonomy that has exemplars (``taxonomy=``, ``--taxonomy``), the labelled texts
 join the taxonomy's exemplars in the zero-shot tagger's recipe
-(:meth:`~narratives.tagger.NarrativeTagger.from_exemplars`): measured better than both
+(:meth:`~narratives.tagging.tagger.NarrativeTagger.from_exemplars`): measured better than both
 the zero-shot tagger and the recipe below on the project's evaluation set (README).
 
 Otherwise this trains the head only, on frozen embeddings (seconds to minutes on a
@@ -18,7 +18,7 @@ or one per label) are chosen on a validation split carved from the training data
 best per-text F1 of the predicted label sets, and the head is then refitted on all the
 data. Sub-narratives are only predicted with their narrative. Labels with fewer than
 ``min_examples`` examples are dropped and reported. The result is a
-:class:`~narratives.tagger.NarrativeTagger` folder whose taxonomy is the set of labels.
+:class:`~narratives.tagging.tagger.NarrativeTagger` folder whose taxonomy is the set of labels.
 
 With ``encoder="contrastive"`` the encoder body is fine-tuned first, SetFit style, with
 sentence-transformers' own trainer (its ``SentenceTransformerTrainer`` and
@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from narratives.errors import InputError
-from narratives.tagger import (
+from narratives.tagging.tagger import (
     NarrativeTagger,
     _best_threshold,
     _fit_head,

@@ -33,7 +33,7 @@ from narratives.io.read import ColumnMapping, read_posts
 from narratives.pivots.detector import PivotConfig, PivotDetector
 from narratives.pivots.topics import TOPICS, topic_profiles, topic_prototypes
 from narratives.rowfile import RowFile
-from narratives.tagger import narrative_mix
+from narratives.tagging.tagger import narrative_mix
 from narratives.timing import page_timing
 
 logger = logging.getLogger(__name__)
@@ -318,7 +318,7 @@ def score(
     ``embedder`` to reuse one model across calls. ``progress=None`` shows a progress
     bar only on a terminal. Posts are tagged with narratives by ``tagger``: ``"default"``
     (the zero-shot tagger of ``taxonomy``, the shipped one when None), a tagger folder,
-    a :class:`~narratives.tagger.NarrativeTagger`, or None for no tags.
+    a :class:`~narratives.tagging.tagger.NarrativeTagger`, or None for no tags.
 
     Each distinct (normalised) text is embedded and its language identified once:
     ``cache=True`` keeps the results in the embedder's file under
@@ -561,7 +561,7 @@ def _open_cache(cache: bool | str | Path | None, embedder: Embedder) -> Embeddin
 
 
 def _load_tagger(tagger: Any, embedder: Embedder, taxonomy: str | Path | None):
-    from narratives.tagger import NarrativeTagger
+    from narratives.tagging.tagger import NarrativeTagger
 
     if tagger is None:
         return None

@@ -58,7 +58,7 @@ def shared_file(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def tagger(embedder):
     """The default zero-shot tagger, built once per session in the session's cache."""
-    from narratives.tagger import default_tagger
+    from narratives.tagging.tagger import default_tagger
 
     return default_tagger(embedder)
 

@@ -18,8 +18,8 @@ from narratives.finetune import (
     contrastive_pairs,
     read_labels,
 )
-from narratives.tagger import NarrativeTagger
 from narratives.tagger_eval import samples_f1
+from narratives.tagging.tagger import NarrativeTagger
 from narratives.tagging.taxonomy import load_taxonomy
 
 
@@ -96,7 +96,7 @@ def test_no_gate_where_it_does_not_help_or_cannot_learn(labelled, embedder):
 def test_gate_used_where_label_heads_tag_everything():
     """Label heads that tag every text, texts of which half carry no label, told apart by
     one direction: the gate is chosen (it lifts the validation F1) and turns those down."""
-    from narratives.tagger import _Head
+    from narratives.tagging.tagger import _Head
 
     rng = np.random.default_rng(0)
     n, d = 200, 8

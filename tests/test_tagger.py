@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from narratives.errors import ModelError
-from narratives.tagger import NarrativeTagger
+from narratives.tagging.tagger import NarrativeTagger
 
 
 def test_save_and_load_round_trip(tagger, embedder, tmp_path):
@@ -199,6 +199,6 @@ def test_score_with_a_taxonomy_of_ones_own(embedder, tmp_path):
         c["id"] for n in doc["narratives"] for c in n["children"]
     }
     with pytest.raises(InputError, match="was built for taxonomy china-cib"):
-        from narratives.tagger import default_tagger
+        from narratives.tagging.tagger import default_tagger
 
         score(SAMPLE, embedder=embedder, taxonomy=path, tagger=default_tagger(embedder))

@@ -259,7 +259,7 @@ def test_cli_refuses_bad_choices_before_touching_the_output(option, message, tmp
 def test_a_tagger_met_by_another_backend_says_so(tagger, torch_embedder, embedder, caplog):
     import logging
 
-    with caplog.at_level(logging.WARNING, logger="narratives.tagger"):
+    with caplog.at_level(logging.WARNING, logger="narratives.tagging.tagger"):
         tagger.check_embedder(embedder)
         assert not caplog.records
         tagger.check_embedder(torch_embedder)

@@ -28,7 +28,7 @@ import numpy as np
 def training_set(taxonomy) -> tuple[list[str], list[list[str]], list[list[str]]]:
     """The taxonomy's exemplars and definitions labelled with their node (and its parent),
     and its harmless exemplars with no label."""
-    from narratives.tagger import exemplar_rows
+    from narratives.tagging.tagger import exemplar_rows
 
     texts, coarse, fine = [], [], []
     for _, sentence, node_id in exemplar_rows(taxonomy):
@@ -43,8 +43,8 @@ def main() -> None:
     from narratives.embedding.embedder import Embedder
     from narratives.finetune import Trainer, TrainingArguments
     from narratives.score import _open_cache
-    from narratives.tagger import NarrativeTagger
     from narratives.tagger_eval import load_eval_set, summarize
+    from narratives.tagging.tagger import NarrativeTagger
     from narratives.tagging.taxonomy import load_taxonomy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

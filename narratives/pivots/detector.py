@@ -43,7 +43,7 @@ from narratives.errors import page_error_status
 from narratives.pivots.timelines import Timeline, page_timelines, timed_rows
 from narratives.pivots.topics import TOPICS
 from narratives.rowfile import RowFile
-from narratives.tagger import narrative_mix
+from narratives.tagging.tagger import narrative_mix
 
 logger = logging.getLogger(__name__)
 
