@@ -563,7 +563,7 @@ def train(
 ) -> None:
     """Train a tagger on labelled posts: a head on frozen embeddings (minutes on a CPU),
     or with --contrastive on an encoder fine-tuned first."""
-    from narratives.finetune import Trainer, TrainingArguments, read_labels
+    from narratives.tagging.trainer import Trainer, TrainingArguments, read_labels
 
     _logging(verbose)
     if out.exists() and any(out.iterdir()) and not force:

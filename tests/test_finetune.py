@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 
 from narratives.errors import InputError, ModelError
-from narratives.finetune import (
+from narratives.tagger_eval import samples_f1
+from narratives.tagging.tagger import NarrativeTagger
+from narratives.tagging.taxonomy import load_taxonomy
+from narratives.tagging.trainer import (
     Trainer,
     TrainingArguments,
     _level_thresholds,
@@ -18,9 +21,6 @@ from narratives.finetune import (
     contrastive_pairs,
     read_labels,
 )
-from narratives.tagger_eval import samples_f1
-from narratives.tagging.tagger import NarrativeTagger
-from narratives.tagging.taxonomy import load_taxonomy
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
     python training/semeval2025.py --out DIR [--data ../shared/data/external/semeval2025-task10]
 
-Trains :class:`narratives.finetune.Trainer` (head only, on frozen e5-small embeddings of
+Trains :class:`narratives.tagging.trainer.Trainer` (head only, on frozen e5-small embeddings of
 each article: the article cut into chunks of about 1,000 characters at word boundaries,
 at most 8 chunks, their embeddings averaged; e5 reads at most 512 tokens and the
 articles average 2,500 characters, so truncation would drop most of the text, and the
@@ -16,7 +16,7 @@ no gate). With
 ``--cv`` it also reports 5-fold cross-validation over the training articles, by language.
 With ``--contrastive`` it also trains a tagger whose encoder is fine-tuned first on
 ``--pairs`` contrastive pairs of the training articles' first chunks (see
-:mod:`narratives.finetune`) and reports it on EN dev, and with ``--cv`` too in the
+:mod:`narratives.tagging.trainer`) and reports it on EN dev, and with ``--cv`` too in the
 cross-validation (five more fine-tunings: most of an hour on 2 cores).
 
 Predictions follow the task's conventions: a narrative with no predicted sub-narrative
@@ -49,7 +49,7 @@ def embeddings(docs: list[dict], embedder, args) -> np.ndarray:
     """Chunk-mean embeddings, cached on disk by text and settings (re-runs skip the
     encoder)."""
     from narratives.embedding.model_cache import cache_dir
-    from narratives.finetune import embed_long
+    from narratives.tagging.trainer import embed_long
 
     digest = hashlib.sha256(
         json.dumps(
@@ -97,7 +97,7 @@ def scores(docs: list[dict], preds) -> tuple[float, float]:
 
 
 def train(docs, x, embedder, args, **overrides):
-    from narratives.finetune import Trainer, TrainingArguments
+    from narratives.tagging.trainer import Trainer, TrainingArguments
 
     settings = TrainingArguments(
         seed=args.seed, chunk_chars=args.chunk_chars, max_chunks=args.max_chunks, **overrides

@@ -41,11 +41,11 @@ def training_set(taxonomy) -> tuple[list[str], list[list[str]], list[list[str]]]
 
 def main() -> None:
     from narratives.embedding.embedder import Embedder
-    from narratives.finetune import Trainer, TrainingArguments
     from narratives.score import _open_cache
     from narratives.tagger_eval import load_eval_set, summarize
     from narratives.tagging.tagger import NarrativeTagger
     from narratives.tagging.taxonomy import load_taxonomy
+    from narratives.tagging.trainer import Trainer, TrainingArguments
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=512)

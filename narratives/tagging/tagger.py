@@ -216,7 +216,7 @@ class NarrativeTagger:
         posts that join the exemplars, as (texts, languages, label ids of each; empty for
         none), with their ``embeddings`` if made already; a post's sub-narrative carries
         its narrative. This is how ``narratives train --taxonomy`` fits a taxonomy that
-        has exemplars (see :mod:`narratives.finetune`)."""
+        has exemplars (see :mod:`narratives.tagging.trainer`)."""
         if not isinstance(taxonomy, Taxonomy):
             taxonomy = load_taxonomy(taxonomy)
         texts, langs, rows = [], [], []
@@ -449,7 +449,7 @@ class NarrativeTagger:
                 raise ModelError("this tagger has no embedder; pass embedder= when loading it")
             self.check_embedder(self.embedder)
             if self.chunking:
-                from narratives.finetune import embed_long
+                from narratives.tagging.trainer import embed_long
 
                 embeddings = embed_long(list(texts), self.embedder, **self.chunking)
             else:
