@@ -1,7 +1,7 @@
 """Narrative taxonomies: two levels (narrative -> sub-narrative), checked on load.
 
 A taxonomy is a JSON file (schema ``narratives-taxonomy/1``, see
-``narratives/taxonomies/china-cib.json``, the default): an id and a version, the sources
+``narratives/tagging/taxonomies/china-cib.json``, the default): an id and a version, the sources
 it rests on, a ``none`` entry with exemplars of harmless posts, and narratives, each with
 a stable id, a name, a one-paragraph definition, the sources it cites and its
 sub-narratives; every sub-narrative has exemplar sentences per language. Ids are stable:
@@ -242,7 +242,7 @@ def read_document(path: str | Path | None) -> dict[str, Any]:
     """The JSON document of a taxonomy file (the default one when ``path`` is None)."""
     if path is None or str(path) == DEFAULT_TAXONOMY:
         text = (
-            resources.files("narratives")
+            resources.files("narratives.tagging")
             .joinpath(f"taxonomies/{DEFAULT_TAXONOMY}.json")
             .read_text("utf-8")
         )
