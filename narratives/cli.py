@@ -298,7 +298,7 @@ def timing(
     Writes SCORED/timing.parquet (a row per page, per group and one for all pages
     together) and SCORED/timing_pairs.parquet.
     """
-    from narratives.timing import TimingConfig, read_groups, write_timing
+    from narratives.operators.timing import TimingConfig, read_groups, write_timing
 
     _logging(verbose)
     try:

@@ -535,7 +535,7 @@ def _timed(times: pd.Series, who: str, est: dict | None = None) -> dict[str, Any
     """The timing estimate of some posts (``est``, as timing.parquet has it, or made now
     with the default settings) and their posts per weekday x hour in the inferred local
     time (UTC without one). ``who``: whose posts, for the log of an unexpected error."""
-    from narratives.timing import BINS_PER_HOUR, TimingEstimator, week_histogram
+    from narratives.operators.timing import BINS_PER_HOUR, TimingEstimator, week_histogram
 
     estimator = TimingEstimator()
     if est is None:

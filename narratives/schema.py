@@ -61,7 +61,7 @@ PAGES = pa.schema(
         ("n_pivots", pa.int64()),
         ("top_narratives", pa.list_(NARRATIVE_SCORE)),
         ("pivot_status", pa.string()),
-        # operator timing (narratives.timing, default settings): null below its minimum
+        # operator timing (narratives.operators.timing, default settings): null below its minimum
         ("utc_offset_hours", pa.float32()),
         ("timing_confidence", pa.float32()),
         # "ok", "too few posts (n < 50)", or "error: ..." where timing met a bug

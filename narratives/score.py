@@ -30,11 +30,11 @@ from narratives.embedding.text_cache import EmbeddingCache, cache_name, normalis
 from narratives.engines import ENGINES, ray_results, require_ray, start_ray
 from narratives.errors import InputError, OutputError
 from narratives.io.read import ColumnMapping, read_posts
+from narratives.operators.timing import page_timing
 from narratives.pivots.detector import PivotConfig, PivotDetector
 from narratives.pivots.topics import TOPICS, topic_profiles, topic_prototypes
 from narratives.rowfile import RowFile
 from narratives.tagging.tagger import narrative_mix
-from narratives.timing import page_timing
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Evaluation of :mod:`narratives.timing` on generated posting schedules of known offset.
+"""Evaluation of :mod:`narratives.operators.timing` on generated posting schedules of known offset.
 
 Each generated page is an operator's working week in a local time zone (whole-hour
 offsets from -10 to +12, and one page in ten on a half-hour zone such as India's):
@@ -13,7 +13,7 @@ offsets from -10 to +12, and one page in ten on a half-hour zone such as India's
 - 8 to 26 weeks of posts, each post's minute drawn uniformly within the active time.
 
 The estimator knows none of these numbers; its template is a generic office week (see
-:mod:`narratives.timing`). Reported per number of posts per page: the share of pages
+:mod:`narratives.operators.timing`). Reported per number of posts per page: the share of pages
 whose offset is within an hour (circularly), the mean absolute error, the share of
 pages with a lunch break where a break was found overlapping it, the share of pages
 without one where a break was reported between 11:00 and 14:00 (both judged in the
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from narratives.timing import TimingConfig, TimingEstimator, _circular_hours
+from narratives.operators.timing import TimingConfig, TimingEstimator, _circular_hours
 
 HALF_HOUR_ZONES = (-3.5, 3.5, 4.5, 5.5, 5.75, 6.5, 9.5)
 

@@ -94,7 +94,7 @@ def test_report_shows_the_timing_narratives_timing_wrote(sample_dir, tmp_path):
     import shutil
 
     from narratives.coordination import CoordinationConfig, write_coordination
-    from narratives.timing import TimingConfig, write_timing
+    from narratives.operators.timing import TimingConfig, write_timing
 
     scored = tmp_path / "scored"
     shutil.copytree(sample_dir, scored)

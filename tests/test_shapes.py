@@ -162,7 +162,7 @@ def test_a_bug_on_one_page_costs_that_page_only(small_dump, texts, tmp_path, mon
 
 @pytest.mark.page_errors_expected
 def test_a_bug_in_timing_costs_the_estimate_only(small_dump, tmp_path, monkeypatch):
-    from narratives.timing import TimingEstimator
+    from narratives.operators.timing import TimingEstimator
 
     def broken(self, times):
         raise ValueError("no schedule")

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from narratives.cli import app
-from narratives.timing import (
+from narratives.operators.timing import (
     TimingConfig,
     TimingEstimator,
     fingerprint,
