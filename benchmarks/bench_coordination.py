@@ -25,7 +25,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from narratives.coordination import (
+from narratives.operators.coordination import (
     CoordinationConfig,
     brute_force_pairs,
     coordinated_pairs,

@@ -367,7 +367,7 @@ def coordination(
     Writes SCORED/coordination.parquet (a row per post in a cluster) and
     SCORED/coordination_edges.parquet (page pairs, weighted by the clusters they share).
     """
-    from narratives.coordination import CoordinationConfig, write_coordination
+    from narratives.operators.coordination import CoordinationConfig, write_coordination
 
     _logging(verbose)
     try:

@@ -1,4 +1,4 @@
-"""Evaluation of :mod:`narratives.coordination` on dumps with a known coordinated group.
+"""Evaluation of :mod:`narratives.operators.coordination` on dumps with a known coordinated group.
 
 A dump is built, with a seed, from real posts (the Chinese state-media Facebook pages in
 ``../shared/data/external``: world and China news, so every page posts on the same
@@ -15,7 +15,7 @@ other (English, Chinese, Russian, Spanish):
   within ten minutes of a campaign message (so that time alone does not give a group
   away), the rest at any time in the 60 days; the groups' pages post such posts too.
 
-Scored: the page pairs :func:`narratives.coordination.page_edges` links, against the pairs
+Scored: the page pairs :func:`narratives.operators.coordination.page_edges` links, against the pairs
 of group pages that posted a message together (precision, recall); and the share of
 campaign postings of each kind (copy, edit, translation) that ended in a cluster with
 another posting of their message. A second dump, the same without the copied and edited
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from narratives.coordination import CoordinationConfig, find_coordination
 from narratives.errors import InputError
+from narratives.operators.coordination import CoordinationConfig, find_coordination
 
 FB = "cn-state-media-facebook-2022/fb_posts_cn_state_media_2022.csv"
 

@@ -581,7 +581,7 @@ def _coordination(
                 ],
             }
         )
-    from narratives.coordination import network_groups
+    from narratives.operators.coordination import network_groups
 
     usable = _usable(posts)
     member = network_groups(edges)

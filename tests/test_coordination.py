@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from narratives.cli import app
-from narratives.coordination import (
+from narratives.operators.coordination import (
     CoordinationConfig,
     brute_force_pairs,
     coordinated_pairs,
@@ -179,7 +179,7 @@ def test_a_burst_is_searched_in_bounded_blocks_with_the_brute_force_links(monkey
     posts in one minute, nearly all alike and in three languages: every block of pairs
     the search holds is bounded by block x columns, the links are the brute force's,
     and the clusters the same as from all pairs at once."""
-    from narratives import coordination
+    from narratives.operators import coordination
 
     rng = np.random.default_rng(5)
     n = 1200
@@ -216,7 +216,7 @@ def test_a_burst_is_searched_in_bounded_blocks_with_the_brute_force_links(monkey
 
 def test_page_edges_in_chunks_equal_the_whole(monkeypatch):
     """Pairs of pages counted a few clusters at a time add up to the same edges."""
-    from narratives import coordination
+    from narratives.operators import coordination
 
     rng = np.random.default_rng(1)
     at = pd.Timestamp("2022-01-01T08:00Z")

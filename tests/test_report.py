@@ -93,7 +93,7 @@ def test_report_shows_the_timing_narratives_timing_wrote(sample_dir, tmp_path):
     of its own with the defaults."""
     import shutil
 
-    from narratives.coordination import CoordinationConfig, write_coordination
+    from narratives.operators.coordination import CoordinationConfig, write_coordination
     from narratives.operators.timing import TimingConfig, write_timing
 
     scored = tmp_path / "scored"
@@ -196,7 +196,7 @@ def hostile_dir(embedder, tmp_path_factory) -> Path:
     from narratives import score
 
     base = tmp_path_factory.mktemp("hostile")
-    from narratives.coordination import CoordinationConfig, write_coordination
+    from narratives.operators.coordination import CoordinationConfig, write_coordination
 
     result = score(_hostile_input(base / "in.jsonl"), embedder=embedder, progress=False)
     assert (result.pivots["page_id"] == EVIL_PAGE).any()  # so its examples are drawn

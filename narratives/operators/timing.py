@@ -380,7 +380,7 @@ def write_timing(
     posts = pq.read_table(scored / "posts.parquet", columns=columns).to_pandas()
     cfg = config or TimingConfig()
     if groups is None and (scored / "coordination_edges.parquet").is_file():
-        from narratives.coordination import network_groups
+        from narratives.operators.coordination import network_groups
 
         groups = network_groups(pd.read_parquet(scored / "coordination_edges.parquet"))
     timing = page_timing(posts, cfg, groups)
