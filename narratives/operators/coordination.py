@@ -338,7 +338,7 @@ def clusters_of(n: int, blocks: Iterable[tuple[np.ndarray, np.ndarray]]) -> np.n
     """Group label per post of the link graph given as blocks of pairs (i, j): the
     smallest post of its group, -1 for a post with no link. The blocks are joined as
     they come and not kept."""
-    from narratives._unionfind import DisjointSets
+    from narratives.operators._unionfind import DisjointSets
 
     groups = DisjointSets(n)
     for i, j in blocks:
