@@ -62,13 +62,15 @@ def main() -> None:
             )
             bare_s.append(time.perf_counter() - t)
             t = time.perf_counter()
-            result = narratives.score(
+            result = narratives.pipeline.score(
                 path, embedder=embedder, tagger=tagger, cache=None, progress=False
             )
             pipe_s.append(time.perf_counter() - t)
             assert result.run["counts"]["ok"] == len(texts)
             t = time.perf_counter()
-            narratives.score(path, embedder=embedder, tagger=None, cache=None, progress=False)
+            narratives.pipeline.score(
+                path, embedder=embedder, tagger=None, cache=None, progress=False
+            )
             untagged_s.append(time.perf_counter() - t)
     bare, pipe = len(texts) / min(bare_s), len(texts) / min(pipe_s)
     timings = result.run["timings"]

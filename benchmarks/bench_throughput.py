@@ -13,7 +13,7 @@ de-duplicated, in file order.
 3. the ONNX int8 path, with its lowest and mean cosine to the torch vectors;
 4. data with 50% duplicated texts (every text twice): our default path with the text
    cache against the same path without it (every post encoded);
-5. ``narratives.score`` on those posts, first with an empty persistent cache, then again
+5. ``narratives.pipeline.score`` on those posts, first with an empty persistent cache, then again
    with another tagger (the cache serves every text): the re-scoring speed-up.
 """
 
@@ -113,10 +113,12 @@ def main() -> None:
         new_tagger = NarrativeTagger.from_pretrained(other, default)
         cache = Path(tmp) / "cache.sqlite"
         t = time.perf_counter()
-        narratives.score(path, embedder=default, tagger=first_tagger, cache=cache, progress=False)
+        narratives.pipeline.score(
+            path, embedder=default, tagger=first_tagger, cache=cache, progress=False
+        )
         first = time.perf_counter() - t
         t = time.perf_counter()
-        again = narratives.score(
+        again = narratives.pipeline.score(
             path, embedder=default, tagger=new_tagger, cache=cache, progress=False
         )
         second = time.perf_counter() - t

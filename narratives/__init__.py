@@ -1,7 +1,7 @@
 """narratives: find pages that pivot, with multilingual embeddings of their posts.
 
 >>> import narratives
->>> result = narratives.score("posts.jsonl")          # doctest: +SKIP
+>>> result = narratives.pipeline.score("posts.jsonl")          # doctest: +SKIP
 >>> result.posts[["post_id", "lang", "status"]]       # doctest: +SKIP
 """
 
@@ -11,8 +11,8 @@ from narratives.embedding.embedder import Embedder
 from narratives.embedding.langid import detect_language, detect_languages
 from narratives.errors import InputError, ModelError, NarrativesError, OutputError
 from narratives.io.read import ColumnMapping, ReadResult, read_posts
+from narratives.pipeline.score import ScoreResult, detect_pivots, load_scored, score
 from narratives.pivots.detector import PivotConfig, PivotDetector
-from narratives.score import ScoreResult, detect_pivots, load_scored, score
 
 __version__ = metadata.version("narratives")
 

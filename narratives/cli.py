@@ -133,8 +133,8 @@ def score(
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Score every post and write posts/pivots/pages Parquet files and run.json."""
-    from narratives.score import begin_run, finish_run
-    from narratives.score import score as run_score
+    from narratives.pipeline.score import begin_run, finish_run
+    from narratives.pipeline.score import score as run_score
 
     _logging(verbose)
     if not input.exists():
@@ -239,8 +239,8 @@ def pivots(
 
     Rewrites pivots.parquet, pages.parquet and run.json in SCORED; posts stay as they are.
     """
+    from narratives.pipeline.score import detect_pivots, load_scored
     from narratives.pivots.detector import PivotConfig
-    from narratives.score import detect_pivots, load_scored
 
     _logging(verbose)
     try:

@@ -193,7 +193,7 @@ def evaluate(
 
     posts, truth = build_dump(Path(data), seed=seed, **sizes)
     if embedder is None:
-        from narratives.score import _open_cache
+        from narratives.pipeline.score import _open_cache
 
         embedder = Embedder("default")
         embedder.cache = _open_cache(True, embedder)  # a second run embeds nothing

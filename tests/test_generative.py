@@ -341,7 +341,7 @@ def check_dump(dump: Dump, embedder: Any) -> None:
 
         import narratives
 
-        result = narratives.score(src, embedder=embedder, progress=False)
+        result = narratives.pipeline.score(src, embedder=embedder, progress=False)
         assert result.posts["status"].tolist() == posts["status"].tolist()
         assert result.posts["post_id"].tolist() == posts["post_id"].tolist()
         assert result.posts["lang"].fillna("").tolist() == posts["lang"].fillna("").tolist()

@@ -107,7 +107,7 @@ def test_rescoring_from_the_cache_gives_the_same_output(embedder, tagger, tmp_pa
     assert first.run["cache"]["misses"] >= unique  # and the topic descriptions
     monkeypatch.setattr(embedder, "_encode", lambda texts: pytest.fail("encoder called"))
     monkeypatch.setattr(
-        sys.modules["narratives.score"],
+        sys.modules["narratives.pipeline.score"],
         "detect_languages",
         lambda texts: pytest.fail("langid called"),
     )
@@ -224,7 +224,7 @@ def test_cli_keeps_vectors_on_disk_and_matches_the_api(sample_result, tmp_path):
 
 
 def test_resume_of_a_finished_run_is_refused(sample_result, tmp_path):
-    from narratives.score import begin_run
+    from narratives.pipeline.score import begin_run
 
     sample_result.save(tmp_path / "out")
     with pytest.raises(OutputError, match="nothing to resume"):

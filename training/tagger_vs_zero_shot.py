@@ -41,7 +41,7 @@ def training_set(taxonomy) -> tuple[list[str], list[list[str]], list[list[str]]]
 
 def main() -> None:
     from narratives.embedding.embedder import Embedder
-    from narratives.score import _open_cache
+    from narratives.pipeline.score import _open_cache
     from narratives.tagger_eval import load_eval_set, summarize
     from narratives.tagging.tagger import NarrativeTagger
     from narratives.tagging.taxonomy import load_taxonomy

@@ -539,7 +539,7 @@ def write_coordination(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from narratives.score import load_scored
+    from narratives.pipeline.score import load_scored
 
     scored = Path(scored_dir)
     result = load_scored(scored)

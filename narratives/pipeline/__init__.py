@@ -1,0 +1,1 @@
+"""The batch driver: reading, per-post work (locally or on Ray), pivots and the output folder, with resume."""
