@@ -140,14 +140,14 @@ def score(
     if not input.exists():
         _fail(f"input {str(input)!r} does not exist")
     from narratives.embedding.embedder import BACKENDS
-    from narratives.engines import ENGINES
+    from narratives.pipeline.engines import ENGINES
 
     if backend not in BACKENDS:  # checked before the output folder is touched
         _fail(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if engine not in ENGINES:
         _fail(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if engine == "ray":
-        from narratives.engines import require_ray
+        from narratives.pipeline.engines import require_ray
 
         try:
             require_ray()

@@ -61,7 +61,7 @@ def test_a_killed_ray_worker_loses_and_doubles_no_row(ray_local, sample_result, 
     the batch again; every post comes back once, with the local engine's vectors."""
     from ray import cloudpickle
 
-    from narratives.engines import RayScorer, ray_results
+    from narratives.pipeline.engines import RayScorer, ray_results
 
     class DiesOnce(RayScorer):
         def __init__(self, spec):

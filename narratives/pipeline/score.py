@@ -27,10 +27,10 @@ from narratives.embedding.embedder import DEFAULT, Embedder
 from narratives.embedding.langid import detect_languages
 from narratives.embedding.model_cache import cache_dir
 from narratives.embedding.text_cache import EmbeddingCache, cache_name, normalise, text_key
-from narratives.engines import ENGINES, ray_results, require_ray, start_ray
 from narratives.errors import InputError, OutputError
 from narratives.io.read import ColumnMapping, read_posts
 from narratives.operators.timing import page_timing
+from narratives.pipeline.engines import ENGINES, ray_results, require_ray, start_ray
 from narratives.pivots.detector import PivotConfig, PivotDetector
 from narratives.pivots.topics import TOPICS, topic_profiles, topic_prototypes
 from narratives.rowfile import RowFile
@@ -332,7 +332,7 @@ def score(
     ``engine="ray"`` reads a JSONL, CSV or Parquet input with Ray Data tasks
     (:mod:`narratives.io.ray`) and runs the per-post work (language, embedding, topics,
     tags) on Ray Data, in ``concurrency`` actors (default: one per CPU, or per GPU), on
-    the cluster at ``address`` or a local one (see :mod:`narratives.engines`); the output
+    the cluster at ``address`` or a local one (see :mod:`narratives.pipeline.engines`); the output
     is the same.
     """
     if engine not in ENGINES:
@@ -471,7 +471,7 @@ class PostScorer:
     vectors come from ``store`` where it has them and are committed to it otherwise.
 
     One per process: the local engine runs one, each Ray actor holds its own
-    (see :mod:`narratives.engines`).
+    (see :mod:`narratives.pipeline.engines`).
     """
 
     def __init__(self, embedder: Embedder, tagger: Any, store: EmbeddingCache) -> None:
