@@ -44,7 +44,7 @@ def _shoot(browser, report: Path, png: Path, section: str | None = None) -> None
 
 
 def main() -> None:
-    from narratives.report import write_report
+    from narratives.report.build import write_report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--screenshots", type=Path, default=None)

@@ -199,7 +199,7 @@ def score(
         out = result.save(output, force=True)
         finish_run(partial)
         if report:
-            from narratives.report import write_report
+            from narratives.report.build import write_report
 
             page = write_report(out, taxonomy=taxonomy, force=True)
     except NarrativesError as exc:
@@ -210,7 +210,7 @@ def score(
         f"warned {counts['warned']}  pages {counts['pages']}"
     )
     if counts["rejected"]:
-        from narratives.report import rejection_reasons
+        from narratives.report.build import rejection_reasons
 
         reasons = result.posts.loc[result.posts["status"] == "rejected", "error"]
         for reason, n in rejection_reasons(reasons, top=5).items():
@@ -408,7 +408,7 @@ def report(
     """Write one self-contained HTML report (opens offline; safe against hostile post text):
     counts, pages ranked by pivot, each page's topic drift and languages over time with its
     pivots, narrative mix and example posts, and the narrative mix over time by language."""
-    from narratives.report import ReportConfig, write_report
+    from narratives.report.build import ReportConfig, write_report
 
     _logging(verbose)
     if not scored.is_dir():

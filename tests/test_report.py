@@ -15,7 +15,13 @@ from conftest import SAMPLE
 from typer.testing import CliRunner
 
 from narratives.cli import app
-from narratives.report import ReportConfig, build_report, report_data, script_json, write_report
+from narratives.report.build import (
+    ReportConfig,
+    build_report,
+    report_data,
+    script_json,
+    write_report,
+)
 
 runner = CliRunner()
 

@@ -97,7 +97,7 @@ def test_every_reader_handles_pages_that_were_not_judged(small_dump):
     to integer' on a dump whose pages all have too few posts. Their n_pivots is null,
     and report, timing, coordination, pivots and the Python API read it."""
     import narratives
-    from narratives.report import report_data
+    from narratives.report.build import report_data
 
     pages = pd.read_parquet(small_dump / "pages.parquet")
     assert len(pages) == 9 and pages["n_pivots"].isna().all()
