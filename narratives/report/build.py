@@ -705,7 +705,7 @@ def script_json(value: Any) -> str:
 
 
 def _asset(name: str) -> str:
-    return resources.files("narratives").joinpath("report_assets", name).read_text("utf-8")
+    return resources.files("narratives.report").joinpath("assets", name).read_text("utf-8")
 
 
 def _plotly_js() -> str:
