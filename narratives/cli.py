@@ -454,7 +454,7 @@ def eval_pivots(
     """Pivot detection on real text spliced into pages with known change points."""
     import json
 
-    from narratives.pivot_eval import evaluate, format_table
+    from narratives.evaluation.pivots import evaluate, format_table
 
     _logging(verbose)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from narratives.pivot_eval import Page, build_pages, score_detections
+from narratives.evaluation.pivots import Page, build_pages, score_detections
 
 
 def test_scores_follow_ruptures_margin_definition():

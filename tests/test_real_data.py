@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 def test_pivot_harness_meets_targets(embedder):
     """Spliced real text with known change points: the detector, with its defaults."""
-    from narratives.pivot_eval import build_pages, embed_pools, load_pools, run_ours
+    from narratives.evaluation.pivots import build_pages, embed_pools, load_pools, run_ours
 
     shared_file("semeval2025-task10", "train_subtask2.jsonl")
     pools, timelines = load_pools(SHARED)
