@@ -625,7 +625,7 @@ def eval_tagger(
     import json
 
     from narratives.embedding.embedder import Embedder
-    from narratives.tagger_eval import evaluate_tagger, format_report, load_eval_set
+    from narratives.evaluation.tagger import evaluate_tagger, format_report, load_eval_set
     from narratives.tagging.tagger import NarrativeTagger
 
     _logging(verbose)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from narratives.errors import InputError, ModelError
-from narratives.tagger_eval import samples_f1
+from narratives.evaluation.tagger import samples_f1
 from narratives.tagging.tagger import NarrativeTagger
 from narratives.tagging.taxonomy import load_taxonomy
 from narratives.tagging.trainer import (

@@ -115,7 +115,7 @@ def test_harmless_posts_get_no_narrative(tagger):
 
 
 def test_sub_narratives_only_with_their_narrative(tagger, embedder):
-    from narratives.tagger_eval import load_eval_set
+    from narratives.evaluation.tagger import load_eval_set
 
     texts = [r["text"] for r in load_eval_set()] + [t for _, t in CROSS_LINGUAL]
     proba = tagger.predict_proba(embeddings=embedder.encode(texts))
@@ -130,7 +130,7 @@ def test_sub_narratives_only_with_their_narrative(tagger, embedder):
 def test_evaluation_set_meets_targets_and_beats_the_baseline(tagger, embedder):
     """374 labelled posts in six languages, none used to build or calibrate the tagger (240
     of them 40 items written in every language)."""
-    from narratives.tagger_eval import evaluate_tagger, load_eval_set
+    from narratives.evaluation.tagger import evaluate_tagger, load_eval_set
 
     rows = load_eval_set()
     assert len({r["lang"] for r in rows}) >= 6

@@ -41,8 +41,8 @@ def training_set(taxonomy) -> tuple[list[str], list[list[str]], list[list[str]]]
 
 def main() -> None:
     from narratives.embedding.embedder import Embedder
+    from narratives.evaluation.tagger import load_eval_set, summarize
     from narratives.pipeline.score import _open_cache
-    from narratives.tagger_eval import load_eval_set, summarize
     from narratives.tagging.tagger import NarrativeTagger
     from narratives.tagging.taxonomy import load_taxonomy
     from narratives.tagging.trainer import Trainer, TrainingArguments
