@@ -476,7 +476,7 @@ def eval_timing(
     posts per page."""
     import json
 
-    from narratives.timing_eval import evaluate, format_table
+    from narratives.evaluation.timing import evaluate, format_table
 
     result = evaluate(pages=pages, seed=seed)
     typer.echo(format_table(result))

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from narratives.cli import app
+from narratives.evaluation.timing import Schedule, evaluate, generate_times
 from narratives.operators.timing import (
     TimingConfig,
     TimingEstimator,
@@ -17,7 +18,6 @@ from narratives.operators.timing import (
     timing_similarity,
     week_histogram,
 )
-from narratives.timing_eval import Schedule, evaluate, generate_times
 
 BEIJING_OFFICE = Schedule(
     offset=8.0, start=9.0, end=21.0, lunch=(12.0, 13.5), dinner=(18.0, 19.0), weekend=0.1
