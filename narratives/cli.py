@@ -497,7 +497,7 @@ def eval_coordination(
     copied, edited and translated messages among independent pages on the same subjects."""
     import json
 
-    from narratives.coordination_eval import evaluate, format_table
+    from narratives.evaluation.coordination import evaluate, format_table
 
     _logging(verbose)
     try:

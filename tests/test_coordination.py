@@ -157,7 +157,7 @@ def test_evaluation_finds_the_groups_among_pages_on_the_same_subjects(embedder):
     edits and translations among independent pages posting real state-media news."""
     from conftest import SHARED, shared_file
 
-    from narratives.coordination_eval import build_dump, score_dump
+    from narratives.evaluation.coordination import build_dump, score_dump
 
     shared_file("cn-state-media-facebook-2022", "fb_posts_cn_state_media_2022.csv")
     posts, truth = build_dump(SHARED, independent=40, posts_per_page=10)
