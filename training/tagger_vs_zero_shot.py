@@ -2,7 +2,7 @@
 
     python training/tagger_vs_zero_shot.py [--pairs 512] [--folds 5] [--frozen-only]
 
-The bundled evaluation set (``narratives/evaluation/tagger-eval-v2.jsonl``, 374 posts in
+The bundled evaluation set (``narratives/evaluation/data/tagger-eval-v2.jsonl``, 374 posts in
 six languages) is cut into ``--folds`` folds (seeded; the six renderings of an item
 written in every language fall in the same fold, so that no tagger is trained on a
 translation of a post it tags). For each fold a tagger is trained

@@ -1,6 +1,6 @@
 """`narratives eval tagger`: narrative tags measured on labelled posts.
 
-The bundled evaluation set (``narratives/evaluation/tagger-eval-v2.jsonl``) holds 374
+The bundled evaluation set (``narratives/evaluation/data/tagger-eval-v2.jsonl``) holds 374
 short posts in six languages (English, Chinese, Russian, Spanish, French, Vietnamese;
 the taxonomy's exemplars cover all but French), written for
 evaluation apart from the taxonomy's exemplars and never used to build or calibrate a
@@ -37,8 +37,8 @@ def load_eval_set(path: str | Path | None = None) -> list[dict[str, Any]]:
     """Labelled posts: ``text``, ``labels`` (narrative ids, empty for none), ``lang``."""
     if path is None:
         text = (
-            resources.files("narratives")
-            .joinpath(f"evaluation/{DEFAULT_EVAL}.jsonl")
+            resources.files("narratives.evaluation")
+            .joinpath(f"data/{DEFAULT_EVAL}.jsonl")
             .read_text("utf-8")
         )
     else:
