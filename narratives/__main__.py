@@ -1,5 +1,5 @@
 """python -m narratives: the command-line tool."""
 
-from narratives.cli import main
+from narratives.cli.app import main
 
 main()

@@ -191,7 +191,7 @@ def test_samples_f1_is_the_task_metric():
 def test_cli_train_then_score_with_the_tagger(labelled, embedder, tmp_path):
     from typer.testing import CliRunner
 
-    from narratives.cli import app
+    from narratives.cli.app import app
 
     data = tmp_path / "labels.jsonl"
     labelled.to_json(data, orient="records", lines=True, force_ascii=False)

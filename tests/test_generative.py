@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from narratives import schema
-from narratives.cli import app
+from narratives.cli.app import app
 
 runner = CliRunner()
 
