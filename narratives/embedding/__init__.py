@@ -1,1 +1,2 @@
-"""Per-post text features: language, sentence embeddings, the models behind them and their caches."""
+"""Per-post text features: language, sentence embeddings, the models behind them
+and their caches."""

@@ -1,1 +1,2 @@
-"""Evaluation harnesses (never imported by the pipeline): pivots, tagger, timing, coordination, with their committed data."""
+"""Evaluation harnesses: pivots, tagger, timing and coordination, with their committed
+data. The pipeline never imports them."""

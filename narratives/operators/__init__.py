@@ -1,1 +1,2 @@
-"""Operators: who runs the pages, read from when they post (timing) and what they post together (coordination)."""
+"""Operators: who runs the pages, read from when they post (timing) and from what they
+post together (coordination)."""

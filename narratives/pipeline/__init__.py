@@ -1,1 +1,2 @@
-"""The batch driver: reading, per-post work (locally or on Ray), pivots and the output folder, with resume."""
+"""The batch driver: reading, the per-post work (in this process or on Ray), pivots and
+the output folder, with resume."""

@@ -1,1 +1,2 @@
-"""Pivots: per-page timelines, their topic and language signals, and the change-point detector."""
+"""Pivots: per-page timelines, their topic and language signals, and the change-point
+detector."""

@@ -1,1 +1,2 @@
-"""Narrative tagging: taxonomies, the tagger and its heads, and training taggers on labelled posts."""
+"""Narrative tagging: taxonomies, the tagger and its heads, and training taggers on
+labelled posts."""
