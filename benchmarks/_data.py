@@ -1,4 +1,4 @@
-"""The posts the benchmarks run on, and how they hand them to `narratives.pipeline.score`."""
+"""The posts the benchmarks run on, and how they hand them to `narratives.score`."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
 
     embedder = narratives.Embedder("default")
-    result = narratives.pipeline.score(
+    result = narratives.score(
         ROOT / "samples/posts.jsonl", embedder=embedder, progress=False
     )
     ok = result.posts["status"] == "ok"

@@ -3,7 +3,7 @@
     python benchmarks/bench_ray.py [--limit 2000]
 
 Scores the same posts (the state-media posts in ../shared, or the bundled sample when
-that is absent) with ``narratives.pipeline.score``: the local engine, then ``engine="ray"`` on a
+that is absent) with ``narratives.score``: the local engine, then ``engine="ray"`` on a
 local Ray instance with ``concurrency`` 1 and 2, all without the persistent cache (each
 run embeds every distinct text). The model and the default tagger are built beforehand;
 the Ray runs include what Ray adds: starting the actors, each loading the model, and
@@ -44,7 +44,7 @@ def main() -> None:
             ("ray, 2 workers", {"engine": "ray", "concurrency": 2}),
         ):
             t = time.perf_counter()
-            result = narratives.pipeline.score(
+            result = narratives.score(
                 path, embedder=embedder, tagger=tagger, cache=None, progress=False, **options
             )
             seconds = time.perf_counter() - t

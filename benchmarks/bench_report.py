@@ -28,7 +28,7 @@ from browser import chromium, visit
 def _score(source: Path, out: Path, columns: dict | None, tz: str | None) -> Path:
     import narratives
 
-    result = narratives.pipeline.score(source, columns, tz=tz, progress=False)
+    result = narratives.score(source, columns, tz=tz, progress=False)
     return result.save(out)
 
 

@@ -62,13 +62,13 @@ def main() -> None:
             )
             bare_s.append(time.perf_counter() - t)
             t = time.perf_counter()
-            result = narratives.pipeline.score(
+            result = narratives.score(
                 path, embedder=embedder, tagger=tagger, cache=None, progress=False
             )
             pipe_s.append(time.perf_counter() - t)
             assert result.run["counts"]["ok"] == len(texts)
             t = time.perf_counter()
-            narratives.pipeline.score(
+            narratives.score(
                 path, embedder=embedder, tagger=None, cache=None, progress=False
             )
             untagged_s.append(time.perf_counter() - t)
