@@ -1,5 +1,5 @@
 """python -m narratives: the command-line tool."""
 
-from narratives.cli.app import main
+from narratives.cli import main
 
 main()

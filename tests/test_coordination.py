@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from narratives.cli.app import app
+from narratives.cli import app
 from narratives.operators.coordination import (
     CoordinationConfig,
     brute_force_pairs,

@@ -10,14 +10,12 @@ import pandas as pd
 import pytest
 
 from narratives.errors import InputError, ModelError
-from narratives.evaluation.tagger import samples_f1
+from narratives.tagging.heads import label_thresholds, level_thresholds, samples_f1
 from narratives.tagging.tagger import NarrativeTagger
 from narratives.tagging.taxonomy import load_taxonomy
 from narratives.tagging.trainer import (
     Trainer,
     TrainingArguments,
-    _level_thresholds,
-    _thresholds,
     contrastive_pairs,
     read_labels,
 )
@@ -96,7 +94,7 @@ def test_no_gate_where_it_does_not_help_or_cannot_learn(labelled, embedder):
 def test_gate_used_where_label_heads_tag_everything():
     """Label heads that tag every text, texts of which half carry no label, told apart by
     one direction: the gate is chosen (it lifts the validation F1) and turns those down."""
-    from narratives.tagging.tagger import _Head
+    from narratives.tagging.heads import Head
 
     rng = np.random.default_rng(0)
     n, d = 200, 8
@@ -106,7 +104,7 @@ def test_gate_used_where_label_heads_tag_everything():
     y[carries, 0] = True
     val = rng.random(n) < 0.3
     langs = np.array(["all"] * n)
-    always = _Head(np.zeros((2, d), np.float32), np.full(2, 5.0, np.float32),
+    always = Head(np.zeros((2, d), np.float32), np.full(2, 5.0, np.float32),
                    np.zeros(d, np.float32), np.zeros((0, d), np.float32))  # fmt: skip
     trainer = Trainer(TrainingArguments(), embedder=object())
     thresholds = np.array([0.5, 0.99], dtype=np.float32)
@@ -130,16 +128,16 @@ def test_deterministic(labelled, embedder):
 def test_thresholds_sit_between_the_classes():
     truth = np.array([[True], [True], [True], [False], [False], [False]])
     scores = np.array([[0.9], [0.8], [0.7], [0.3], [0.2], [0.1]])
-    (t,) = _thresholds(scores, truth, min_pos=3)
+    (t,) = label_thresholds(scores, truth, min_pos=3)
     assert 0.3 < t <= 0.7
     # too few positives: the global best threshold
-    (t2,) = _thresholds(scores[2:], truth[2:], min_pos=3)
+    (t2,) = label_thresholds(scores[2:], truth[2:], min_pos=3)
     assert 0.05 <= t2 <= 0.95
     # one threshold per level, for the best per-text F1 of the label sets: narratives
     # separate at 0.5-0.6, the sub-narrative's scores are lower and separate at 0.3
     proba = np.array([[0.9, 0.35], [0.8, 0.12], [0.55, 0.4], [0.22, 0.12]])
     truth2 = np.array([[1, 1], [1, 0], [1, 1], [0, 0]], dtype=bool)
-    t_levels = _level_thresholds(proba, truth2, np.array([True, False]), np.array([-1, 0]))
+    t_levels = level_thresholds(proba, truth2, np.array([True, False]), np.array([-1, 0]))
     assert 0.22 < t_levels[0] <= 0.55 and 0.12 < t_levels[1] <= 0.35
 
 
@@ -188,10 +186,28 @@ def test_samples_f1_is_the_task_metric():
         samples_f1([["A"]], [])
 
 
+def test_one_samples_f1_for_label_sets_and_matrices():
+    """A hand-computed case, with a document that has no label and gets none: SemEval's
+    scorer counts it 0 (scikit-learn's average="samples", zero_division=0); calibration
+    on posts passes both_empty=1, where abstaining on a harmless post is right."""
+    gold = [["A", "B"], [], ["C"], ["A"]]
+    pred = [["B", "C"], [], [], ["A", "A"]]
+    # per document: 2*1/(2+2) = 0.5, both empty, 2*0/(1+0) = 0, 2*1/(1+1) = 1
+    assert samples_f1(gold, pred) == pytest.approx((0.5 + 0 + 0 + 1) / 4)
+    assert samples_f1(gold, pred, both_empty=1.0) == pytest.approx((0.5 + 1 + 0 + 1) / 4)
+    names = ["A", "B", "C"]
+    truth = np.array([[n in g for n in names] for g in gold])
+    guess = np.array([[n in p for n in names] for p in pred])
+    assert samples_f1(truth, guess) == samples_f1(gold, pred)
+    assert samples_f1(truth, guess, both_empty=1.0) == pytest.approx(0.625)
+    with pytest.raises(ValueError, match="both as matrices"):
+        samples_f1(truth, pred)
+
+
 def test_cli_train_then_score_with_the_tagger(labelled, embedder, tmp_path):
     from typer.testing import CliRunner
 
-    from narratives.cli.app import app
+    from narratives.cli import app
 
     data = tmp_path / "labels.jsonl"
     labelled.to_json(data, orient="records", lines=True, force_ascii=False)
@@ -219,7 +235,7 @@ def test_cli_train_then_score_with_the_tagger(labelled, embedder, tmp_path):
     # with a taxonomy that has exemplars, the posts join them (by default) ...
     from importlib import resources
 
-    tax_file = str(resources.files("narratives") / "taxonomies" / "china-cib.json")
+    tax_file = str(resources.files("narratives.tagging") / "taxonomies" / "china-cib.json")
     coarse_only = tmp_path / "coarse.jsonl"
     labelled[["text", "narratives"]].to_json(coarse_only, orient="records", lines=True)
     with_tax = runner.invoke(app, ["train", "--data", str(coarse_only), "--out",

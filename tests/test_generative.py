@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from narratives import schema
-from narratives.cli.app import app
+from narratives.cli import app
 
 runner = CliRunner()
 
@@ -341,7 +341,7 @@ def check_dump(dump: Dump, embedder: Any) -> None:
 
         import narratives
 
-        result = narratives.pipeline.score(src, embedder=embedder, progress=False)
+        result = narratives.score(src, embedder=embedder, progress=False)
         assert result.posts["status"].tolist() == posts["status"].tolist()
         assert result.posts["post_id"].tolist() == posts["post_id"].tolist()
         assert result.posts["lang"].fillna("").tolist() == posts["lang"].fillna("").tolist()

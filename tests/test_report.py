@@ -14,7 +14,7 @@ from browser import chromium, chromium_path, visit
 from conftest import SAMPLE
 from typer.testing import CliRunner
 
-from narratives.cli.app import app
+from narratives.cli import app
 from narratives.report.build import (
     ReportConfig,
     build_report,

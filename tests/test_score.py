@@ -12,7 +12,7 @@ from conftest import SAMPLE
 from typer.testing import CliRunner
 
 from narratives import OutputError, load_scored, schema, score
-from narratives.cli.app import app
+from narratives.cli import app
 
 
 def sample_lines() -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 from conftest import SAMPLE
 from typer.testing import CliRunner
 
-from narratives.cli.app import EXIT_PAGE_ERRORS, app
+from narratives.cli import EXIT_PAGE_ERRORS, app
 
 runner = CliRunner()
 

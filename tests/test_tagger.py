@@ -171,7 +171,7 @@ def test_score_fills_narratives(sample_result):
 def test_cli_eval_tagger(tagger):
     from typer.testing import CliRunner
 
-    from narratives.cli.app import app
+    from narratives.cli import app
 
     out = CliRunner().invoke(app, ["eval", "tagger", "--no-baseline"])
     assert out.exit_code == 0, out.output

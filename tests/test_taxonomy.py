@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from narratives.cli.app import app
+from narratives.cli import app
 from narratives.errors import InputError
 from narratives.tagging.taxonomy import REQUIRED_LANGUAGES, load_taxonomy, read_document, validate
 

@@ -83,14 +83,12 @@ def test_cached_vectors_skip_the_encoder(embedder, monkeypatch, tmp_path):
         "Fort Detrick must be investigated",
     ]
     cache = EmbeddingCache(tmp_path / "c.sqlite", embedder.dim)
-    embedder.cache = cache
     try:
-        first = embedder.encode(texts)
+        first = embedder.encode(texts, cache)
         assert len(cache) == 2
         monkeypatch.setattr(embedder, "_encode", lambda texts: pytest.fail("encoder called"))
-        again = embedder.encode(list(reversed(texts)))
+        again = embedder.encode(list(reversed(texts)), cache)
     finally:
-        embedder.cache = None
         cache.close()
     assert np.array_equal(again, first[::-1])
     # a cache written by another model (another dimension) is not used
@@ -107,7 +105,7 @@ def test_rescoring_from_the_cache_gives_the_same_output(embedder, tagger, tmp_pa
     assert first.run["cache"]["misses"] >= unique  # and the topic descriptions
     monkeypatch.setattr(embedder, "_encode", lambda texts: pytest.fail("encoder called"))
     monkeypatch.setattr(
-        sys.modules["narratives.pipeline.score"],
+        sys.modules["narratives.pipeline.scorer"],
         "detect_languages",
         lambda texts: pytest.fail("langid called"),
     )

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from narratives.cli.app import app
+from narratives.cli import app
 from narratives.evaluation.timing import Schedule, evaluate, generate_times
 from narratives.operators.timing import (
     TimingConfig,

@@ -89,7 +89,7 @@ def predict(
 
 
 def scores(docs: list[dict], preds) -> tuple[float, float]:
-    from narratives.evaluation.tagger import samples_f1
+    from narratives.tagging.heads import samples_f1
 
     coarse = samples_f1([d["narratives"] for d in docs], [p[0] for p in preds])
     fine = samples_f1([d["subnarratives"] for d in docs], [p[1] for p in preds])

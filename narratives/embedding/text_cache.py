@@ -46,6 +46,19 @@ def cache_name(fingerprint: dict) -> str:
     return f"{slug}-{digest[:16]}.sqlite"
 
 
+def open_cache(cache: bool | str | Path | None, embedder: Any) -> EmbeddingCache:
+    """The text cache of ``embedder``'s vectors (anything with ``fingerprint`` and ``dim``):
+    ``True`` for its file under ``<cache>/embeddings/`` (kept for later runs), a path for
+    that SQLite file, False or None for one in memory (this run only)."""
+    from narratives.embedding.model_cache import cache_dir
+
+    if cache is True:
+        path: Path | None = cache_dir() / "embeddings" / cache_name(embedder.fingerprint)
+    else:
+        path = Path(cache) if cache else None
+    return EmbeddingCache(path, embedder.dim)
+
+
 class EmbeddingCache:
     """Vectors (and languages) by text key, in one SQLite file (``None``: in memory)."""
 

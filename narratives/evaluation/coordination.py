@@ -24,6 +24,7 @@ messages, asks whether translations alone give the groups away.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from pathlib import Path
 from typing import Any
@@ -190,14 +191,16 @@ def evaluate(
     """P/R of page pairs and recall of postings by kind, per (same-language cosine,
     cross-language margin), then for exact copies only and for translations alone."""
     from narratives.embedding.embedder import Embedder
+    from narratives.embedding.text_cache import open_cache
 
     posts, truth = build_dump(Path(data), seed=seed, **sizes)
+    texts = posts["text"].tolist()
     if embedder is None:
-        from narratives.pipeline.score import _open_cache
-
         embedder = Embedder("default")
-        embedder.cache = _open_cache(True, embedder)  # a second run embeds nothing
-    vectors = embedder.encode(posts["text"].tolist())
+        with contextlib.closing(open_cache(True, embedder)) as cache:  # a rerun embeds nothing
+            vectors = embedder.encode(texts, cache)
+    else:
+        vectors = embedder.encode(texts)
     rows = [
         score_dump(posts, vectors, truth, CoordinationConfig(threshold=t, margin=m))
         for t, m in thresholds

@@ -40,6 +40,7 @@ import pandas as pd
 from narratives.embedding.model_cache import cache_dir
 from narratives.errors import InputError
 from narratives.pivots.detector import PivotConfig, PivotDetector
+from narratives.scored import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -250,9 +251,8 @@ def embed_pools(pools: dict[str, list[str]], embedder) -> dict[str, dict[str, np
             emb = embedder.encode(pools[name])
             langs = np.array(detect_languages(pools[name])[0], dtype=str)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.stem + ".tmp.npz")
-            np.savez(tmp, embedding=emb, lang=langs)
-            tmp.rename(path)
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                np.savez(f, embedding=emb, lang=langs)
         out[name] = {"embedding": emb, "lang": langs, "profile": topic_profiles(emb, prototypes)}
     return out
 

@@ -137,6 +137,29 @@ def summarize(
     return out
 
 
+def evaluate(
+    tagger: Any = "default",
+    data: str | Path | None = None,
+    taxonomy: str | Path | None = None,
+    baseline: bool = True,
+) -> dict[str, Any]:
+    """``narratives eval tagger``: a tagger (``"default"``: the zero-shot tagger of
+    ``taxonomy``, a tagger folder, or a :class:`~narratives.NarrativeTagger`) measured on
+    the labelled posts of ``data`` (default: the bundled evaluation set), with the default
+    model's embeddings, beside the naive baseline."""
+    from narratives.embedding.embedder import Embedder
+    from narratives.tagging.tagger import NarrativeTagger
+
+    rows = load_eval_set(data)
+    embedder = Embedder("default")
+    if not isinstance(tagger, NarrativeTagger):
+        tagger = NarrativeTagger.from_pretrained(tagger, embedder, taxonomy)
+    if tagger.embedder is None:
+        tagger = tagger.with_embedder(embedder)
+    embeddings = embedder.encode([r["text"] for r in rows])
+    return evaluate_tagger(tagger, rows, embeddings, baseline=baseline, embedder=embedder)
+
+
 def evaluate_tagger(
     tagger,
     rows: list[dict[str, Any]],
@@ -190,23 +213,6 @@ def evaluate_tagger(
                 best_cut, best_f1 = float(cut), f1
         result["baseline"] = {"cutoff": best_cut, **summary(cosine >= best_cut)}
     return result
-
-
-def samples_f1(gold: list[list[str]], pred: list[list[str]]) -> float:
-    """SemEval-2025 Task 10 subtask 2's metric: the F1 of each document's predicted label
-    set against its gold set, averaged over documents (scikit-learn's ``average="samples"``
-    on binarised labels; a document with both sets empty scores 0, as the task's scorer
-    counts it)."""
-    if len(gold) != len(pred):
-        raise ValueError("gold and pred must have one label list per document")
-    if not gold:
-        raise ValueError("no documents")
-    total = 0.0
-    for g, p in zip(gold, pred):
-        gs, ps = set(g), set(p)
-        denom = len(gs) + len(ps)
-        total += 2 * len(gs & ps) / denom if denom else 0.0
-    return total / len(gold)
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -264,4 +270,4 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["evaluate_tagger", "format_report", "load_eval_set", "samples_f1", "summarize"]
+__all__ = ["evaluate", "evaluate_tagger", "format_report", "load_eval_set", "summarize"]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from narratives.operators.timing import TimingConfig, TimingEstimator, _circular_hours
+from narratives.operators.timing import TimingConfig, TimingEstimator, circular_hours
 
 HALF_HOUR_ZONES = (-3.5, 3.5, 4.5, 5.5, 5.75, 6.5, 9.5)
 
@@ -140,7 +140,7 @@ def evaluate(
         for _ in range(pages):
             schedule = random_schedule(rng)
             est = estimator.estimate(generate_times(schedule, n, rng))
-            error = abs(float(_circular_hours(est["utc_offset_hours"] - schedule.offset)))
+            error = abs(float(circular_hours(est["utc_offset_hours"] - schedule.offset)))
             errors += error
             ok = error <= 1.0
             right += ok

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from narratives.embedding.text_cache import normalise
-from narratives.pivots.timelines import timed_rows
+from narratives.scored import ScoredFolder, timed_rows, write_table
 
 
 @dataclass
@@ -539,14 +539,12 @@ def write_coordination(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from narratives.pipeline.score import load_scored
-
-    scored = Path(scored_dir)
-    result = load_scored(scored)
-    embeddings = None if exact_only else np.asarray(result.embeddings)
-    clusters, edges = find_coordination(result.posts, embeddings, config)
+    folder = ScoredFolder(scored_dir)
+    folder.require()
+    embeddings = None if exact_only else folder.vectors("embedding")
+    clusters, edges = find_coordination(folder.posts(), embeddings, config)
     ids = clusters.groupby("page_id")["cluster_id"].agg(lambda s: sorted(set(s)))
-    pages = pq.read_table(scored / "pages.parquet")  # as written: its types stay
+    pages = pq.read_table(folder.path / "pages.parquet")  # as written: its types stay
     if "coordination_clusters" in pages.column_names:
         pages = pages.drop_columns(["coordination_clusters"])
     column = pa.array([ids.get(p, []) for p in pages.column("page_id").to_pylist()],
@@ -557,9 +555,7 @@ def write_coordination(
         (pages.append_column("coordination_clusters", column), "pages.parquet"),
     )
     for table, name in tables:
-        tmp = scored / f".{name}.tmp"
-        pq.write_table(table, tmp)
-        tmp.replace(scored / name)
+        write_table(table, folder.path / name)
     if graphml is not None:
         write_graphml(edges, graphml)
     return clusters, edges

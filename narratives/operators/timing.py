@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 
 from narratives.errors import page_error_status
+from narratives.scored import ScoredFolder, write_table
+from narratives.scored import usable as usable_mask
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +154,7 @@ class TimingEstimator:
         offset = float(self.offsets[best])
         tempered = (loglik - loglik[best]) * min(1.0, cfg.effective_posts / n)
         weights = np.exp(tempered)
-        near = np.abs(_circular_hours(self.offsets - offset)) <= 1.0
+        near = np.abs(circular_hours(self.offsets - offset)) <= 1.0
         confidence = float(weights[near].sum() / weights.sum())
         start, end, breaks = self._schedule(hist, offset)
         return {
@@ -252,7 +254,7 @@ def _poisson_cdf(k: int, mean: float) -> float:
     return float(poisson.cdf(k, mean))
 
 
-def _circular_hours(delta: np.ndarray | float) -> Any:
+def circular_hours(delta: np.ndarray | float) -> Any:
     """A difference of offsets as the nearest equivalent in [-12, 12) hours."""
     return (np.asarray(delta) + 12.0) % 24.0 - 12.0
 
@@ -276,7 +278,7 @@ def page_timing(
     (``groups``: page id -> group name; ``scope`` ``group``, the members' posts together)
     and one for all of them (``scope`` ``all``, ``page_id`` and ``group`` null)."""
     estimator = TimingEstimator(config)
-    usable = posts[(posts["status"] == "ok") & posts["created_at"].notna()]
+    usable = posts[usable_mask(posts, paged=False)]  # "all pages" takes posts without one
     rows = []
     for page_id, part in usable[usable["page_id"].notna()].groupby("page_id", sort=True):
         estimate = estimator.estimate_or_error(part["created_at"], f"page {str(page_id)!r}")
@@ -307,8 +309,7 @@ def timing_similarity(
 
     The cosines are computed ``block`` pages against all at a time, so memory grows with
     the pages, not with their square (20,000 pages held 3.2 GB of cosines at once)."""
-    usable = posts[(posts["status"] == "ok") & posts["created_at"].notna()]
-    usable = usable[usable["page_id"].notna()]
+    usable = posts[usable_mask(posts)]
     groups = [(str(p), g["created_at"]) for p, g in usable.groupby("page_id", sort=True)]
     groups = [(p, t) for p, t in groups if len(t) >= min_posts]
     columns = ["page_a", "page_b", "similarity"]
@@ -361,28 +362,26 @@ def read_groups(path: str | Path) -> dict[str, str]:
 def write_timing(
     scored_dir: str | Path,
     config: TimingConfig | None = None,
-    groups: Mapping[str, str] | None = None,
+    groups: Mapping[str, str] | str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """timing.parquet and timing_pairs.parquet in a folder written by narratives score.
 
-    ``groups`` (page id -> group name) adds a row per group; without it, the groups of
-    the coordination network are used when ``narratives coordination`` has run."""
+    ``groups`` (page id -> group name, or a file :func:`read_groups` reads) adds a row
+    per group; without it, the groups of the coordination network are used when
+    ``narratives coordination`` has run."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from narratives import schema
-    from narratives.errors import InputError
 
-    scored = Path(scored_dir)
-    if not (scored / "posts.parquet").is_file():
-        raise InputError(f"{str(scored)!r} holds no posts.parquet; run narratives score first")
-    columns = ["page_id", "created_at", "status"]
-    posts = pq.read_table(scored / "posts.parquet", columns=columns).to_pandas()
+    folder = ScoredFolder(scored_dir)
+    if isinstance(groups, (str, Path)):
+        groups = read_groups(groups)
+    posts = folder.posts(["page_id", "created_at", "status"])
     cfg = config or TimingConfig()
-    if groups is None and (scored / "coordination_edges.parquet").is_file():
+    if groups is None and (folder.path / "coordination_edges.parquet").is_file():
         from narratives.operators.coordination import network_groups
 
-        groups = network_groups(pd.read_parquet(scored / "coordination_edges.parquet"))
+        groups = network_groups(folder.table("coordination_edges.parquet"))
     timing = page_timing(posts, cfg, groups)
     pairs = timing_similarity(posts, min_posts=cfg.min_posts)
     for frame, name, arrow in (
@@ -390,15 +389,14 @@ def write_timing(
         (pairs, "timing_pairs.parquet", schema.TIMING_PAIRS),
     ):
         table = pa.Table.from_pandas(frame[arrow.names], schema=arrow, preserve_index=False)
-        tmp = scored / f".{name}.tmp"
-        pq.write_table(table, tmp)
-        tmp.replace(scored / name)
+        write_table(table, folder.path / name)
     return timing, pairs
 
 
 __all__ = [
     "TimingConfig",
     "TimingEstimator",
+    "circular_hours",
     "fingerprint",
     "page_timing",
     "read_groups",

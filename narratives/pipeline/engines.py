@@ -3,7 +3,7 @@
 The Ray engine is Ray Data's recipe for batch inference: the posts that passed reading
 become a dataset of (row, text), and ``map_batches`` runs :class:`RayScorer`, a callable
 class, in a pool of actors, each loading the model and the tagger once and running the
-same :class:`~narratives.pipeline.score.PostScorer` as the local engine. Results come back with
+same :class:`~narratives.pipeline.scorer.PostScorer` as the local engine. Results come back with
 their row numbers and are put in place by row, so a batch that Ray runs twice (after a
 worker dies) writes the same values to the same rows: no row is lost, none doubled, and
 the driver checks that every row came back once. The input is read by Ray Data tasks
@@ -51,7 +51,8 @@ class RayScorer:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         from narratives.embedding.embedder import Embedder
-        from narratives.pipeline.score import PostScorer, _load_tagger, _open_cache
+        from narratives.embedding.text_cache import open_cache
+        from narratives.pipeline.scorer import PostScorer, load_tagger
 
         embedder = Embedder(
             spec["model"],
@@ -60,8 +61,8 @@ class RayScorer:
             backend=spec["backend"],
             threads=spec["threads"],
         )
-        tagger = _load_tagger(spec["tagger"], embedder, spec["taxonomy"])
-        self.scorer = PostScorer(embedder, tagger, _open_cache(spec["cache"], embedder))
+        tagger = load_tagger(spec["tagger"], embedder, spec["taxonomy"])
+        self.scorer = PostScorer(embedder, tagger, open_cache(spec["cache"], embedder))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = self.scorer([str(t) for t in batch["text"]])
@@ -92,7 +93,7 @@ def ray_results(
     scorer_class: type = RayScorer,
 ) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
     """Run :class:`RayScorer` (or ``scorer_class``) over (row, text) with Ray Data; yield
-    (rows, results) per batch, in the shape :class:`~narratives.pipeline.score.PostScorer`
+    (rows, results) per batch, in the shape :class:`~narratives.pipeline.scorer.PostScorer`
     returns. Raises if a row comes back twice with different results or not at all."""
     import pandas as pd
 

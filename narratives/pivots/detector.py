@@ -40,10 +40,10 @@ import pandas as pd
 
 from narratives import schema
 from narratives.errors import page_error_status
-from narratives.pivots.timelines import Timeline, page_timelines, timed_rows
+from narratives.pivots.timelines import Timeline, page_timelines
 from narratives.pivots.topics import TOPICS
 from narratives.rowfile import RowFile
-from narratives.tagging.tagger import narrative_mix
+from narratives.scored import narrative_mix, timed_rows
 
 logger = logging.getLogger(__name__)
 

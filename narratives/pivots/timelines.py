@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from narratives.scored import timed_rows
+
 
 @dataclass
 class Timeline:
@@ -29,15 +31,6 @@ class Timeline:
     def gaps_days(self) -> np.ndarray:
         """Days between consecutive posts (n - 1 values)."""
         return np.diff(self.times).astype("timedelta64[s]").astype(np.float64) / 86400.0
-
-
-def timed_rows(posts: pd.DataFrame) -> np.ndarray:
-    """Positions of the posts that take part in timelines: scored, with a page and a time."""
-    return np.flatnonzero(
-        (posts["status"] == "ok").to_numpy(dtype=bool)
-        & posts["page_id"].notna().to_numpy(dtype=bool)
-        & posts["created_at"].notna().to_numpy(dtype=bool)
-    )
 
 
 def page_timelines(

@@ -66,6 +66,7 @@ def topic_profiles(embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray
     return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def topic_prototypes(embedder) -> np.ndarray:
-    """Embeddings of the topic descriptions with ``embedder`` (float32, (K, dim))."""
-    return embedder.encode(list(TOPICS.values()))
+def topic_prototypes(embedder, cache=None) -> np.ndarray:
+    """Embeddings of the topic descriptions with ``embedder`` (float32, (K, dim)), through
+    its text ``cache`` when given."""
+    return embedder.encode(list(TOPICS.values()), cache)

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from narratives.errors import InputError, OutputError
 from narratives.pivots.timelines import page_timelines
+from narratives.scored import ScoredFolder, atomic_path, usable
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +83,8 @@ def write_report(
     if out.is_dir():
         raise OutputError(f"{str(out)!r} is a directory; give a file name such as report.html")
     page = build_report(scored, config=config, taxonomy=taxonomy, csp=csp)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with atomic_path(out) as tmp:
         tmp.write_text(page, encoding="utf-8")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -115,7 +111,7 @@ def report_data(
 ) -> dict[str, Any]:
     """Everything the page draws, as plain JSON-ready values (not yet escaped)."""
     cfg = config or ReportConfig()
-    scored = Path(scored_dir)
+    scored = ScoredFolder(scored_dir)
     posts, pivots, pages, run = _read(scored)
     names = _narrative_names(run, taxonomy)
     ok = posts["status"].to_numpy() == "ok"
@@ -177,29 +173,18 @@ def _counts(values: pd.Series) -> pd.Series:
     return counts.loc[order]
 
 
-def _read(scored: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    missing = [
-        f
-        for f in ("posts.parquet", "pivots.parquet", "pages.parquet", "run.json")
-        if not (scored / f).is_file()
-    ]
-    if missing:
-        raise InputError(
-            f"{str(scored)!r} lacks {', '.join(missing)}: give a folder written by "
-            "narratives score (a run that did not finish can be completed with --resume)"
-        )
-    available = pq.read_schema(scored / "posts.parquet").names
-    absent = [c for c in _POST_COLUMNS if c not in available]
+def _read(
+    scored: ScoredFolder,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    scored.require()
+    absent = [c for c in _POST_COLUMNS if c not in scored.post_columns()]
     if absent:
         raise InputError(
-            f"posts.parquet in {str(scored)!r} lacks {', '.join(absent)}; "
+            f"posts.parquet in {str(scored.path)!r} lacks {', '.join(absent)}; "
             "score the input again with this version of narratives"
         )
-    posts = pq.read_table(scored / "posts.parquet", columns=_POST_COLUMNS).to_pandas()
-    pivots = pq.read_table(scored / "pivots.parquet").to_pandas()
-    pages = pq.read_table(scored / "pages.parquet").to_pandas()
-    run = json.loads((scored / "run.json").read_text(encoding="utf-8"))
-    return posts, pivots, pages, run
+    posts = scored.posts(_POST_COLUMNS)
+    return posts, scored.table("pivots.parquet"), scored.table("pages.parquet"), scored.run()
 
 
 def _narrative_names(run: dict[str, Any], taxonomy: str | Path | None) -> dict[str, str]:
@@ -308,32 +293,8 @@ def _percent(share: float) -> str:
     return "<1%" if 0 < share < 0.005 else f"{round(100 * share)}%"
 
 
-def _embedding_rows(scored: Path, rows: np.ndarray) -> np.ndarray:
-    """The embeddings of posts ``rows`` (sorted), read a row group at a time."""
-    parquet = pq.ParquetFile(scored / "posts.parquet")
-    out: list[np.ndarray] = []
-    start = 0
-    for batch in parquet.iter_batches(columns=["embedding"], batch_size=8192):
-        end = start + batch.num_rows
-        lo, hi = np.searchsorted(rows, [start, end])
-        if hi > lo:
-            column = batch.column(0)
-            dim = column.type.list_size
-            values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-            # rows taken here are scored (status ok), so their vectors are present
-            matrix = values.reshape(-1, dim) if len(values) == batch.num_rows * dim else None
-            if matrix is None:  # nulls (rejected rows) are skipped by flatten: index by validity
-                valid = column.is_valid().to_numpy(zero_copy_only=False)
-                full = np.zeros((batch.num_rows, dim), dtype=np.float32)
-                full[valid] = values.reshape(-1, dim)
-                matrix = full
-            out.append(matrix[rows[lo:hi] - start])
-        start = end
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
-
-
 def _page_details(
-    scored: Path,
+    scored: ScoredFolder,
     posts: pd.DataFrame,
     pivots: pd.DataFrame,
     drawn: list[str],
@@ -348,7 +309,7 @@ def _page_details(
     lines = {t.page_id: t for t in page_timelines(subset, np.zeros((len(subset), 0)))}
     all_rows = np.flatnonzero(keep)
     vector_rows = np.sort(np.concatenate([all_rows[t.rows] for t in lines.values()] or [[]]))
-    vectors = _embedding_rows(scored, vector_rows.astype(np.int64))
+    vectors = scored.vectors("embedding", vector_rows.astype(np.int64))
     out = []
     for index, page in enumerate(drawn):
         line = lines.get(page)
@@ -478,11 +439,11 @@ def _examples(
     return sides
 
 
-def _stored_timing(scored: Path) -> pd.DataFrame | None:
+def _stored_timing(scored: ScoredFolder) -> pd.DataFrame | None:
     """timing.parquet, when narratives timing has run: the report shows its estimates
     (made with the user's settings and groups) rather than estimating again."""
-    path = scored / "timing.parquet"
-    return pq.read_table(path).to_pandas() if path.is_file() else None
+    has = (scored.path / "timing.parquet").is_file()
+    return scored.table("timing.parquet") if has else None
 
 
 def _estimate(stored: pd.DataFrame | None, scope: str, key: str | None) -> dict | None:
@@ -528,7 +489,7 @@ def _timing(
 
 
 def _usable(posts: pd.DataFrame) -> pd.DataFrame:
-    return posts[(posts["status"] == "ok") & posts["created_at"].notna()]
+    return posts[usable(posts, paged=False)]
 
 
 def _timed(times: pd.Series, who: str, est: dict | None = None) -> dict[str, Any]:
@@ -547,15 +508,18 @@ def _timed(times: pd.Series, who: str, est: dict | None = None) -> dict[str, Any
 
 
 def _coordination(
-    scored: Path, posts: pd.DataFrame, cfg: ReportConfig, stored: pd.DataFrame | None = None
+    scored: ScoredFolder,
+    posts: pd.DataFrame,
+    cfg: ReportConfig,
+    stored: pd.DataFrame | None = None,
 ) -> dict | None:
     """What narratives coordination found, when it has run: the page pairs that co-post
     most, the groups of the page network (five largest) with their posts' timing, and
     the clusters spanning most pages with their posts."""
-    if not (scored / "coordination.parquet").is_file():
+    if not (scored.path / "coordination.parquet").is_file():
         return None
-    clusters = pq.read_table(scored / "coordination.parquet").to_pandas()
-    edges = pq.read_table(scored / "coordination_edges.parquet").to_pandas()
+    clusters = scored.table("coordination.parquet")
+    edges = scored.table("coordination_edges.parquet")
     texts = posts.drop_duplicates("post_id").set_index("post_id")
     ranked = (
         clusters.groupby("cluster_id")

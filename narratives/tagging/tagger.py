@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from narratives.errors import InputError, ModelError
+from narratives.scored import atomic_path
+from narratives.tagging.heads import L2, Head, best_threshold, consistent, fit_head
 from narratives.tagging.taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -38,37 +39,6 @@ FORMAT = "narratives-tagger/1"
 #: Version of the zero-shot recipe: cached default taggers of another are rebuilt.
 ZERO_SHOT_RECIPE = 5
 DEFAULT_TAGGER = "default"
-#: L2 penalty of the logistic heads (on unit-length embeddings).
-L2 = 1e-5
-#: Decision thresholds considered when calibrating.
-_GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
-
-
-@dataclass
-class _Head:
-    weight: np.ndarray  # (K, d)
-    bias: np.ndarray  # (K,)
-    center: np.ndarray  # (d,)
-    nuisance: np.ndarray  # (r, d) orthonormal directions taken out first (language identity)
-
-    def features(self, x: np.ndarray) -> np.ndarray:
-        x = x - self.center
-        return x - (x @ self.nuisance.T) @ self.nuisance
-
-    def proba(self, x: np.ndarray) -> np.ndarray:
-        z = self.features(x) @ self.weight.T + self.bias
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
-
-
-def language_directions(x: np.ndarray, langs: np.ndarray) -> np.ndarray:
-    """Orthonormal directions along which the mean embeddings of the languages differ:
-    e5 places each language's sentences in their own region, whatever they say."""
-    names = sorted(set(langs.tolist()))
-    if len(names) < 2:
-        return np.zeros((0, x.shape[1]), dtype=np.float32)
-    means = np.vstack([x[langs == lang].mean(axis=0) for lang in names])
-    _, s, vt = np.linalg.svd(means - means.mean(axis=0), full_matrices=False)
-    return vt[s > 1e-6 * s.max()].astype(np.float32)
 
 
 def exemplar_rows(taxonomy: Taxonomy) -> list[tuple[str, str, str | None]]:
@@ -91,86 +61,22 @@ def calibration_languages(taxonomy: Taxonomy) -> list[str]:
     return [lang for lang in langs if subs and all(node.exemplars.get(lang) for node in subs)]
 
 
-def _fit_head(
-    x: np.ndarray,
-    y: np.ndarray,
-    langs: np.ndarray,
-    seed: int = 0,
-    l2: float = L2,
-    balanced: bool = True,
-) -> _Head:
-    """One-vs-rest logistic regression with class-balanced weights and an L2 penalty,
-    fitted by full-batch L-BFGS (deterministic on CPU), on embeddings from which the
-    directions that tell the training languages apart are removed."""
-    import torch
-
-    torch.manual_seed(seed)
-    center = x.mean(axis=0)
-    nuisance = language_directions(x, langs)
-    features = _Head(np.zeros((0, x.shape[1])), np.zeros(0), center, nuisance).features(x)
-    xt = torch.from_numpy(features.astype(np.float64))
-    yt = torch.from_numpy(y.astype(np.float64))
-    n_pos = yt.sum(dim=0).clamp(min=1.0)
-    pos_weight = (len(yt) - n_pos) / n_pos if balanced else torch.ones_like(n_pos)
-    w = torch.zeros((y.shape[1], x.shape[1]), dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(y.shape[1], dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS(
-        [w, b], lr=1.0, max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe"
-    )
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="mean")
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = loss_fn(xt @ w.T + b, yt) + l2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return _Head(
-        w.detach().numpy().astype(np.float32),
-        b.detach().numpy().astype(np.float32),
-        center.astype(np.float32),
-        nuisance,
-    )
-
-
-def consistent(tags: np.ndarray, parent_of: np.ndarray) -> np.ndarray:
-    """Tags with every sub-narrative dropped whose narrative is not tagged (``parent_of``:
-    the column of each label's narrative, -1 for narratives)."""
-    tags = tags.copy()
-    for k, p in enumerate(parent_of):
-        if p >= 0:
-            tags[:, k] &= tags[:, p]
-    return tags
-
-
-def _best_threshold(scores: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """The threshold with the best F1 on held-out scores. Exemplars are often separated
-    by a wide range of thresholds; the middle of that range (the widest margin on both
-    sides) is kept, not an edge."""
-    f1s = []
-    for threshold in _GRID:
-        pred = scores >= threshold
-        tp = float((pred & truth).sum())
-        total = float(pred.sum() + truth.sum())
-        f1s.append(2 * tp / total if total else 0.0)
-    f1 = np.array(f1s)
-    best = np.flatnonzero(f1 >= f1.max() - 1e-12)
-    return float(np.round((_GRID[best[0]] + _GRID[best[-1]]) / 2, 3)), float(f1.max())
-
-
 class NarrativeTagger:
     """Tags posts with narratives of a taxonomy (multi-label, two levels)."""
 
     def __init__(
         self,
         taxonomy: Taxonomy,
-        head: _Head,
+        head: Head,
         thresholds: np.ndarray,
         model: dict[str, Any],
         metrics: dict[str, Any] | None = None,
         kind: str = "zero-shot",
-        gate: tuple[_Head, float] | None = None,
+        gate: tuple[Head, float] | None = None,
+        *,
+        embedder: Any = None,
+        chunking: dict[str, int] | None = None,
+        encoder_dir: str | Path | None = None,
     ) -> None:
         self.taxonomy = taxonomy
         self.labels = taxonomy.ids
@@ -184,12 +90,32 @@ class NarrativeTagger:
         #: none, and its threshold (see predict_proba); the zero-shot tagger has one, a
         #: trained one when it helps on its validation split
         self.gate = gate
-        self.embedder: Any = None
-        #: for taggers trained on long texts: how texts are cut and pooled (see finetune)
-        self.chunking: dict[str, int] | None = None
+        #: what embeds texts given without embeddings (the encoder of ``encoder_dir``
+        #: when the tagger has one)
+        self.embedder = embedder
+        #: for taggers trained on long texts: how texts are cut and pooled
+        #: (see :mod:`narratives.embedding.chunking`)
+        self.chunking = chunking
         #: a fine-tuned encoder of its own (a sentence-transformers folder), or None: the
         #: tagger then reads texts, not the scoring run's embeddings
-        self.encoder_dir: Path | None = None
+        self.encoder_dir = None if encoder_dir is None else Path(encoder_dir)
+
+    def with_embedder(self, embedder: Any) -> NarrativeTagger:
+        """This tagger reading texts with ``embedder`` (a new object; the heads are
+        shared). A tagger with a fine-tuned encoder of its own keeps that encoder."""
+        if self.own_encoder or embedder is self.embedder:
+            return self
+        return NarrativeTagger(
+            self.taxonomy,
+            self.head,
+            self.thresholds,
+            self.model,
+            self.metrics,
+            self.kind,
+            self.gate,
+            embedder=embedder,
+            chunking=self.chunking,
+        )
 
     @property
     def own_encoder(self) -> bool:
@@ -209,6 +135,9 @@ class NarrativeTagger:
         embedder,
         posts: tuple[list[str], list[str], list[list[str]]] | None = None,
         embeddings: np.ndarray | None = None,
+        *,
+        chunking: dict[str, int] | None = None,
+        notes: dict[str, Any] | None = None,
     ) -> NarrativeTagger:
         """The zero-shot recipe: class-balanced heads on the taxonomy's exemplars and
         definitions (and its harmless ``none`` exemplars), language directions taken out,
@@ -216,7 +145,9 @@ class NarrativeTagger:
         posts that join the exemplars, as (texts, languages, label ids of each; empty for
         none), with their ``embeddings`` if made already; a post's sub-narrative carries
         its narrative. This is how ``narratives train --taxonomy`` fits a taxonomy that
-        has exemplars (see :mod:`narratives.tagging.trainer`)."""
+        has exemplars (see :mod:`narratives.tagging.trainer`). ``chunking`` is kept with the
+        tagger (see :mod:`narratives.embedding.chunking`); ``notes`` join its metrics (the
+        model card's record of how it was trained)."""
         if not isinstance(taxonomy, Taxonomy):
             taxonomy = load_taxonomy(taxonomy)
         texts, langs, rows = [], [], []
@@ -262,12 +193,12 @@ class NarrativeTagger:
             )
         for lang in folds:
             test = ex_langs == lang
-            head = _fit_head(ex_x[~test], ex_y[~test], ex_langs[~test])
+            head = fit_head(ex_x[~test], ex_y[~test], ex_langs[~test])
             held_out[test] = head.proba(ex_x[test])
         thresholds = np.zeros(len(labels), dtype=np.float32)
         per_label = {}
         for k, label in enumerate(labels):
-            thresholds[k], f1 = _best_threshold(held_out[:, k], ex_y[:, k] > 0)
+            thresholds[k], f1 = best_threshold(held_out[:, k], ex_y[:, k] > 0)
             per_label[label] = {"threshold": float(thresholds[k]), "held_out_f1": round(f1, 4)}
         # the gate tells a post that pushes a narrative from ordinary news on the same
         # subjects (the `none` exemplars); the heads tell one narrative's subject from
@@ -277,15 +208,15 @@ class NarrativeTagger:
         gate_held_out = np.zeros(n_exemplars, dtype=np.float32)
         for lang in folds:
             test = ex_langs == lang
-            gate_held_out[test] = _fit_head(ex_x[~test], ex_carries[~test], ex_langs[~test]).proba(
+            gate_held_out[test] = fit_head(ex_x[~test], ex_carries[~test], ex_langs[~test]).proba(
                 ex_x[test]
             )[:, 0]
         in_folds = np.isin(ex_langs, folds)
-        gate_threshold, gate_f1 = _best_threshold(
+        gate_threshold, gate_f1 = best_threshold(
             gate_held_out[in_folds], ex_carries[in_folds, 0] > 0
         )
-        head = _fit_head(x, y, langs_arr)
-        gate = _fit_head(x, carries, langs_arr)
+        head = fit_head(x, y, langs_arr)
+        gate = fit_head(x, carries, langs_arr)
         metrics = {
             "calibration": "leave-one-language-out over the taxonomy's exemplars "
             f"({', '.join(folds)})"
@@ -299,9 +230,17 @@ class NarrativeTagger:
         model = {"model_id": embedder.model_id, "model_version": embedder.model_version}
         model["dim"] = int(x.shape[1])
         kind = "zero-shot" if posts is None else "trained"
-        tagger = cls(taxonomy, head, thresholds, model, metrics, kind, (gate, gate_threshold))
-        tagger.embedder = embedder
-        return tagger
+        return cls(
+            taxonomy,
+            head,
+            thresholds,
+            model,
+            {**metrics, **(notes or {})},
+            kind,
+            (gate, gate_threshold),
+            embedder=embedder,
+            chunking=chunking,
+        )
 
     # -- storage ------------------------------------------------------------------------
 
@@ -377,21 +316,32 @@ class NarrativeTagger:
         if taxonomy_obj.ids != config["labels"]:
             raise ModelError(f"{str(path)!r}: taxonomy.json does not match the tagger's labels")
         tensors = load_file(str(path / "head.safetensors"))
-        head = _Head(tensors["weight"], tensors["bias"], tensors["center"], tensors["nuisance"])
+        head = Head(tensors["weight"], tensors["bias"], tensors["center"], tensors["nuisance"])
         gate = None
         if config.get("gate_threshold") is not None:
             if "gate_weight" not in tensors:
                 raise ModelError(
                     f"{str(path)!r}: config.json names a gate that head.safetensors lacks"
                 )
-            gate_head = _Head(
+            gate_head = Head(
                 tensors["gate_weight"],
                 tensors["gate_bias"],
                 tensors["gate_center"],
                 tensors["gate_nuisance"],
             )
             gate = (gate_head, float(config["gate_threshold"]))
-        tagger = cls(
+        encoder_dir = None
+        if config.get("encoder"):
+            from narratives.embedding.embedder import Embedder
+
+            encoder_dir = path / "encoder"
+            if not (encoder_dir / "model.safetensors").is_file():
+                raise ModelError(
+                    f"{str(path)!r}: the tagger's fine-tuned encoder is missing "
+                    "(encoder/model.safetensors); copy the whole tagger folder"
+                )
+            embedder = Embedder(encoder_dir, backend="torch", model_id=config["model"]["model_id"])
+        return cls(
             taxonomy_obj,
             head,
             np.asarray(config["thresholds"], dtype=np.float32),
@@ -399,22 +349,10 @@ class NarrativeTagger:
             config.get("metrics"),
             config.get("kind", "trained"),
             gate,
+            embedder=embedder,
+            chunking=config.get("chunking"),
+            encoder_dir=encoder_dir,
         )
-        tagger.embedder = embedder
-        tagger.chunking = config.get("chunking")
-        if config.get("encoder"):
-            from narratives.embedding.embedder import Embedder
-
-            folder_of_encoder = path / "encoder"
-            if not (folder_of_encoder / "model.safetensors").is_file():
-                raise ModelError(
-                    f"{str(path)!r}: the tagger's fine-tuned encoder is missing "
-                    "(encoder/model.safetensors); copy the whole tagger folder"
-                )
-            tagger.encoder_dir = folder_of_encoder
-            tagger.embedder = Embedder(folder_of_encoder, backend="torch")
-            tagger.embedder.model_id = config["model"]["model_id"]
-        return tagger
 
     # -- inference ----------------------------------------------------------------------
 
@@ -449,7 +387,7 @@ class NarrativeTagger:
                 raise ModelError("this tagger has no embedder; pass embedder= when loading it")
             self.check_embedder(self.embedder)
             if self.chunking:
-                from narratives.tagging.trainer import embed_long
+                from narratives.embedding.chunking import embed_long
 
                 embeddings = embed_long(list(texts), self.embedder, **self.chunking)
             else:
@@ -649,14 +587,15 @@ def default_tagger(embedder=None, taxonomy=None) -> NarrativeTagger:
             logger.warning("rebuilding the cached tagger in %s: %s", folder, exc)
     logger.info("building the zero-shot tagger of %s %s (once)", tax.id, tax.version)
     tagger = NarrativeTagger.zero_shot(tax, embedder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    tagger.save_pretrained(tmp)
-    if folder.exists():
-        import shutil
-
-        shutil.rmtree(folder)
-    tmp.rename(folder)
+    with atomic_path(folder) as tmp:
+        tagger.save_pretrained(tmp)
     return tagger
 
 
-__all__ = ["DEFAULT_TAGGER", "NarrativeTagger", "default_tagger", "narrative_mix"]
+__all__ = [
+    "DEFAULT_TAGGER",
+    "NarrativeTagger",
+    "calibration_languages",
+    "default_tagger",
+    "exemplar_rows",
+]

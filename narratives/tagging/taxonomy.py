@@ -263,6 +263,13 @@ def read_document(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
+def check_file(path: str | Path) -> tuple[list[str], Taxonomy | None]:
+    """``narratives taxonomy validate``: the problems of a taxonomy file (see
+    :func:`validate`), and the taxonomy when there are none."""
+    problems = validate(read_document(path))
+    return problems, None if problems else load_taxonomy(path)
+
+
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Read and check a taxonomy; ``None`` or ``"china-cib"`` is the shipped default."""
     return taxonomy_from_document(read_document(path), str(path or DEFAULT_TAXONOMY))
@@ -285,6 +292,7 @@ __all__ = [
     "DEFAULT_TAXONOMY",
     "Node",
     "Taxonomy",
+    "check_file",
     "load_taxonomy",
     "read_document",
     "taxonomy_from_document",

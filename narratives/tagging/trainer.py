@@ -44,14 +44,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from narratives.embedding.chunking import chunks, embed_long
 from narratives.errors import InputError
-from narratives.tagging.tagger import (
-    NarrativeTagger,
-    _best_threshold,
-    _fit_head,
-    calibration_languages,
+from narratives.tagging.heads import (
     consistent,
+    fit_head,
+    label_thresholds,
+    level_thresholds,
+    samples_f1,
 )
+from narratives.tagging.tagger import NarrativeTagger, calibration_languages
 from narratives.tagging.taxonomy import SCHEMA, Taxonomy, load_taxonomy, taxonomy_from_document
 
 logger = logging.getLogger(__name__)
@@ -295,77 +297,6 @@ def taxonomy_labels(
 # -- training ----------------------------------------------------------------------------
 
 
-def chunks(text: str, chunk_chars: int, max_chunks: int) -> list[str]:
-    """A text cut at whitespace near every ``chunk_chars`` characters, at most
-    ``max_chunks`` pieces."""
-    pieces: list[str] = []
-    rest = text.strip()
-    while rest and len(pieces) < max_chunks:
-        cut = len(rest)
-        if cut > chunk_chars:
-            space = rest.rfind(" ", chunk_chars // 2, chunk_chars)
-            cut = space if space > 0 else chunk_chars
-        pieces.append(rest[:cut])
-        rest = rest[cut:].strip()
-    return pieces
-
-
-def embed_long(texts: list[str], embedder, chunk_chars: int, max_chunks: int) -> np.ndarray:
-    """Mean of the embeddings of a text's chunks (cut at whitespace near ``chunk_chars``),
-    renormalised: the encoder reads at most 512 tokens, news articles run to thousands."""
-    pieces: list[str] = []
-    owner: list[int] = []
-    for i, text in enumerate(texts):
-        for piece in chunks(text, chunk_chars, max_chunks):
-            pieces.append(piece)
-            owner.append(i)
-    vectors = embedder.encode(pieces)
-    out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float64)
-    np.add.at(out, np.array(owner), vectors)
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-    return out.astype(np.float32)
-
-
-def _micro_f1(truth: np.ndarray, pred: np.ndarray) -> float:
-    tp = float((truth & pred).sum())
-    denom = float(truth.sum() + pred.sum())
-    return 2 * tp / denom if denom else 0.0
-
-
-def _thresholds(scores: np.ndarray, truth: np.ndarray, min_pos: int) -> np.ndarray:
-    """A threshold per label for its own F1 (see ``_best_threshold``); labels with fewer
-    than ``min_pos`` validation positives get the best single threshold for all labels."""
-    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
-    fallback = float(grid[int(np.argmax([_micro_f1(truth, scores >= g) for g in grid]))])
-    out = np.full(truth.shape[1], fallback, dtype=np.float32)
-    for k in np.flatnonzero(truth.sum(axis=0) >= min_pos):
-        out[k] = _best_threshold(scores[:, k], truth[:, k])[0]
-    return out
-
-
-def _samples_f1(truth: np.ndarray, pred: np.ndarray) -> float:
-    """Mean over texts of the F1 of the predicted label set (an empty set that should be
-    empty scores 1)."""
-    tp = (truth & pred).sum(axis=1)
-    size = truth.sum(axis=1) + pred.sum(axis=1)
-    return float(np.where(size > 0, 2 * tp / np.maximum(size, 1), 1.0).mean())
-
-
-def _level_thresholds(
-    proba: np.ndarray, truth: np.ndarray, level: np.ndarray, parent_of: np.ndarray
-) -> np.ndarray:
-    """One threshold for narratives and one for sub-narratives, for the best per-text F1."""
-    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
-    best, best_t = -1.0, np.full(len(level), 0.5, dtype=np.float32)
-    for t1 in grid:
-        for t2 in grid if (~level).any() else [0.5]:
-            t = np.where(level, t1, t2).astype(np.float32)
-            score = _samples_f1(truth, consistent(proba >= t, parent_of))
-            if score > best + 1e-12:
-                best, best_t = score, t
-    return best_t
-
-
 def contrastive_pairs(
     y: np.ndarray, n_pairs: int, rng: np.random.Generator
 ) -> list[tuple[int, int, float]]:
@@ -423,7 +354,7 @@ def fine_tune_encoder(
     )
     base = embedder.model  # loads the torch model (the onnx backend has none to train)
     model = SentenceTransformer(
-        embedder._path,
+        embedder.path,
         device="cpu" if base.device.type == "cpu" else str(base.device),
         trust_remote_code=False,
         model_kwargs={"use_safetensors": True},
@@ -575,18 +506,19 @@ class Trainer:
             x = np.asarray(embeddings, np.float32)
         tried: dict[float, tuple[float, np.ndarray, Any]] = {}
         for l2 in args.l2_grid:
-            head = _fit_head(
+            head = fit_head(
                 x[~val], y[~val].astype(np.float32), langs[~val], l2=l2, balanced=args.balanced
             )
             proba = head.proba(x[val])
             if args.thresholds == "levels":
-                t = _level_thresholds(proba, y[val], level, parent_of)
+                t = level_thresholds(proba, y[val], level, parent_of)
             else:
-                t = _thresholds(proba, y[val], args.min_val_positives)
-            tried[l2] = (_samples_f1(y[val], consistent(proba >= t, parent_of)), t, head)
+                t = label_thresholds(proba, y[val], args.min_val_positives)
+            f1 = samples_f1(y[val], consistent(proba >= t, parent_of), both_empty=1.0)
+            tried[l2] = (f1, t, head)
         l2 = max(args.l2_grid, key=lambda v: (tried[v][0], v))
         thresholds = tried[l2][1]
-        head = _fit_head(x, y.astype(np.float32), langs, l2=l2, balanced=args.balanced)
+        head = fit_head(x, y.astype(np.float32), langs, l2=l2, balanced=args.balanced)
         split_head = tried[l2][2]
         gate, gate_report = self._gate(x, y, langs, val, l2, split_head, thresholds, parent_of)
         self.report = {
@@ -606,19 +538,26 @@ class Trainer:
         }
         model = {"model_id": reader.model_id, "model_version": reader.model_version}
         model["dim"] = int(x.shape[1])
+        own_encoder = reader is not self.embedder
         tagger = NarrativeTagger(
-            taxonomy, head, thresholds, model, self.report, kind="trained", gate=gate
+            taxonomy,
+            head,
+            thresholds,
+            model,
+            self.report,
+            kind="trained",
+            gate=gate,
+            embedder=reader,
+            chunking={"chunk_chars": args.chunk_chars, "max_chunks": args.max_chunks},
+            encoder_dir=Path(reader.path) if own_encoder else None,
         )
-        tagger.embedder = reader
-        tagger.chunking = {"chunk_chars": args.chunk_chars, "max_chunks": args.max_chunks}
-        if reader is not self.embedder:
+        if own_encoder:
             import shutil
             import weakref
 
-            tagger.encoder_dir = Path(reader._path)
             # the encoder (about 470 MB) waits in a temporary folder until saved with the
             # tagger: removed when the tagger goes (or the process ends)
-            weakref.finalize(tagger, shutil.rmtree, tagger.encoder_dir.parent, True)
+            weakref.finalize(tagger, shutil.rmtree, Path(reader.path).parent, True)
         return tagger
 
     def _with_exemplars(
@@ -647,27 +586,29 @@ class Trainer:
             sorted({ids[lab] for lab in [*c, *f] if lab in ids}) for c, f in zip(coarse, fine)
         ]
         x = self.embed(texts) if embeddings is None else np.asarray(embeddings, np.float32)
-        tagger = NarrativeTagger.from_exemplars(
-            taxonomy, self.encoder(), (texts, list(languages), labels), x
-        )
         counts = Counter(label for row in labels for label in row)
         for post in labels:  # a sub-narrative carries its narrative
             parents = {taxonomy.node(label).parent for label in post}
             for parent in sorted(p for p in parents if p is not None and p not in post):
                 counts[parent] += 1
-        self.report = {
+        notes = {
             "recipe": "exemplars",
             "n_texts": len(texts),
-            "n_exemplars": tagger.metrics["n_exemplars"],
-            "calibration": tagger.metrics["calibration"],
             "languages": dict(sorted(Counter(languages).items())),
             "label_counts": {taxonomy.node(k).name: int(counts[k]) for k in taxonomy.ids},
             "dropped_labels": [],
             "unknown_labels": [],
             "encoder": "frozen",
         }
-        tagger.metrics = {**tagger.metrics, **self.report}
-        tagger.chunking = {"chunk_chars": args.chunk_chars, "max_chunks": args.max_chunks}
+        tagger = NarrativeTagger.from_exemplars(
+            taxonomy,
+            self.encoder(),
+            (texts, list(languages), labels),
+            x,
+            chunking={"chunk_chars": args.chunk_chars, "max_chunks": args.max_chunks},
+            notes=notes,
+        )
+        self.report = {**notes, **{k: tagger.metrics[k] for k in ("n_exemplars", "calibration")}}
         return tagger
 
     def _gate(
@@ -693,17 +634,17 @@ class Trainer:
         if min(carries.sum(), (~carries).sum()) < self.args.min_examples:
             return None, {"used": False, "why": "too few texts with and without a label"}
         target = carries[:, None].astype(np.float32)
-        fitted = _fit_head(x[~val], target[~val], langs[~val], l2=l2)
+        fitted = fit_head(x[~val], target[~val], langs[~val], l2=l2)
         proba = fitted.proba(x[val])[:, 0]
         tags = consistent(split_head.proba(x[val]) >= thresholds, parent_of)
         grid = np.round(np.arange(0.0, 0.96, 0.05), 2)
-        scores = [_samples_f1(y[val], tags & (proba >= g)[:, None]) for g in grid]
+        scores = [samples_f1(y[val], tags & (proba >= g)[:, None], both_empty=1.0) for g in grid]
         best = int(np.argmax(scores))  # the lowest of the best: no gate wins ties
         report = {"val_samples_f1_without": round(scores[0], 4)}
         if best == 0:
             return None, {"used": False, "why": "no better on the validation split", **report}
         threshold = float(grid[best])
-        gate = _fit_head(x, target, langs, l2=l2)
+        gate = fit_head(x, target, langs, l2=l2)
         report.update(used=True, threshold=threshold, val_samples_f1=round(scores[best], 4))
         return (gate, threshold), report
 
@@ -718,21 +659,53 @@ class Trainer:
         work = Path(tempfile.mkdtemp(prefix="narratives-encoder-"))
         try:
             folder = fine_tune_encoder(self.embedder, texts, y, self.args, work)
-            reader = Embedder(folder, backend="torch", batch_size=self.embedder.batch_size)
+            return Embedder(
+                folder,
+                backend="torch",
+                batch_size=self.embedder.batch_size,
+                model_id=f"{self.embedder.model_id} (fine-tuned)",
+            )
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        reader.model_id = f"{self.embedder.model_id} (fine-tuned)"
-        return reader
+
+
+def train_tagger(
+    data: Any,
+    output: str | Path,
+    args: TrainingArguments | None = None,
+    *,
+    text_col: str = "text",
+    label_cols: tuple[str, str] = ("narratives", "subnarratives"),
+    taxonomy: Taxonomy | str | Path | None = None,
+    backend: str = "auto",
+    force: bool = False,
+) -> tuple[NarrativeTagger, dict[str, Any]]:
+    """``narratives train``: read labelled posts from ``data`` (see :func:`read_labels`),
+    train a tagger on the default model (``backend`` for a frozen encoder; a fine-tuned
+    one trains with torch) and save it in the folder ``output`` (replaced only with
+    ``force``). Returns the tagger and the trainer's report of how it went."""
+    from narratives.embedding.embedder import Embedder
+    from narratives.errors import OutputError
+
+    args = args or TrainingArguments()
+    out = Path(output)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise OutputError(f"output folder {str(out)!r} is not empty; pass --force to overwrite")
+    texts, coarse, fine = read_labels(data, text_col, label_cols)
+    contrastive = args.encoder == "contrastive"
+    trainer = Trainer(args, Embedder("default", backend="torch" if contrastive else backend))
+    tagger = trainer.train(texts, coarse, fine, name=out.name or "trained", taxonomy=taxonomy)
+    tagger.save_pretrained(out)
+    return tagger, trainer.report
 
 
 __all__ = [
     "Trainer",
     "TrainingArguments",
-    "chunks",
     "contrastive_pairs",
-    "embed_long",
     "fine_tune_encoder",
     "label_taxonomy",
     "read_labels",
+    "train_tagger",
 ]

@@ -1,0 +1,133 @@
+"""The per-post work, a chunk of texts at a time: language, embedding, topic profile,
+narratives, and a note when the model clips a text. The local engine runs one
+:class:`PostScorer`; each Ray actor holds its own (see :mod:`narratives.pipeline.engines`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from narratives.embedding.embedder import Embedder
+from narratives.embedding.langid import detect_languages
+from narratives.embedding.text_cache import EmbeddingCache, normalise, text_key
+from narratives.errors import InputError
+from narratives.pivots.topics import topic_profiles, topic_prototypes
+from narratives.tagging.tagger import NarrativeTagger
+from narratives.tagging.taxonomy import load_taxonomy
+
+
+class PostScorer:
+    """What is computed for each post. Languages and vectors come from ``store`` (the
+    run's text cache) where it has them and are committed to it otherwise; ``tagger`` is
+    a :class:`~narratives.tagging.tagger.NarrativeTagger` or None for no tags."""
+
+    def __init__(
+        self, embedder: Embedder, tagger: NarrativeTagger | None, store: EmbeddingCache
+    ) -> None:
+        self.embedder, self.tagger, self.store = embedder, tagger, store
+        self.timings = {"langid_s": 0.0, "embed_s": 0.0, "topics_s": 0.0, "tag_s": 0.0}
+        self._prototypes: np.ndarray | None = None  # the topics' anchors, at the first call
+
+    def __call__(self, texts: list[str]) -> dict[str, Any]:
+        embedder, store, timings = self.embedder, self.store, self.timings
+        chunk = [normalise(t) for t in texts]
+        keys = [text_key(t) for t in chunk]
+        t = time.perf_counter()
+        known = store.get_langs(keys)
+        todo = {k: text for k, text in zip(keys, chunk) if k not in known}
+        if todo:
+            codes, scores = detect_languages(list(todo.values()))
+            store.put_langs(list(todo), codes, scores)
+            known.update(zip(todo, zip(codes, scores)))
+        timings["langid_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        vectors = embedder.encode(chunk, store)
+        notes = self._truncation_notes(chunk)
+        timings["embed_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        if self._prototypes is None:
+            self._prototypes = topic_prototypes(embedder, store)
+        profiles = topic_profiles(vectors, self._prototypes)
+        timings["topics_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        tags = None
+        if self.tagger is not None:  # one with its own fine-tuned encoder reads the texts
+            tags = self.tagger.tag(texts=chunk, embeddings=vectors)
+        timings["tag_s"] += time.perf_counter() - t
+        return {
+            "lang": [known[k][0] for k in keys],
+            "lang_score": np.array([known[k][1] for k in keys], dtype=np.float32),
+            "embedding": vectors,
+            "topic_profile": profiles,
+            "note": notes,
+            "tags": tags,
+        }
+
+    def _truncation_notes(self, chunk: list[str]) -> list[str | None]:
+        # only a text of more characters than half the limit can pass it: a character is
+        # at most two pieces
+        limit = self.embedder.max_seq_length
+        notes: list[str | None] = [None] * len(chunk)
+        long = [i for i, x in enumerate(chunk) if 2 * len(x) + 16 > limit]
+        for i, count in zip(long, self.embedder.token_counts([chunk[i] for i in long])):
+            if count > limit:
+                notes[i] = (
+                    f"text truncated for embedding: {_count(count, limit)} tokens, "
+                    f"the model reads the first {limit}"
+                )
+        return notes
+
+
+def load_tagger(
+    tagger: Any, embedder: Embedder, taxonomy: str | Path | None
+) -> NarrativeTagger | None:
+    """The tagger a run asks for: None (no tags), ``"default"`` (the zero-shot tagger of
+    ``taxonomy``), a tagger folder, or a :class:`NarrativeTagger`; it reads texts with
+    ``embedder`` unless it has a fine-tuned encoder of its own. Refuses a tagger built
+    for another taxonomy than ``taxonomy``, or on another model's embeddings."""
+    if tagger is None:
+        return None
+    built_from_taxonomy = str(tagger) == "default"  # the zero-shot tagger of `taxonomy`
+    if not isinstance(tagger, NarrativeTagger):
+        tagger = NarrativeTagger.from_pretrained(tagger, embedder, taxonomy)
+    other = taxonomy is not None and not built_from_taxonomy
+    if other and load_taxonomy(taxonomy).digest != tagger.taxonomy.digest:
+        raise InputError(
+            f"the tagger was built for taxonomy {tagger.taxonomy.id} "
+            f"{tagger.taxonomy.version}, not {str(taxonomy)!r}; drop --taxonomy or "
+            "use the tagger 'default', which is built from the taxonomy you give"
+        )
+    if tagger.embedder is None:
+        tagger = tagger.with_embedder(embedder)
+    tagger.check_embedder(embedder)  # not for a tagger with its own fine-tuned encoder
+    return tagger
+
+
+def actor_spec(
+    embedder: Embedder, tagger: NarrativeTagger | None, store: EmbeddingCache, tmp: Path
+) -> dict[str, Any]:
+    """How a Ray actor makes the same embedder, tagger and cache as this process."""
+    tagger_spec = None
+    if tagger is not None:  # the tagger travels as its folder
+        tagger.save_pretrained(tmp / "tagger")
+        tagger_spec = str(tmp / "tagger")
+    return {
+        "model": embedder.model_name,
+        "backend": embedder.backend,
+        "batch_size": embedder.batch_size,
+        "device": embedder.device,
+        "tagger": tagger_spec,
+        "taxonomy": None,  # the tagger's folder holds its taxonomy
+        "cache": None if store.path is None else str(store.path),
+    }
+
+
+def _count(count: int, limit: int) -> str:
+    return f"more than {limit}" if count == limit + 1 else str(count)
+
+
+__all__ = ["PostScorer", "actor_spec", "load_tagger"]

@@ -1,0 +1,324 @@
+"""The scored folder: what ``narratives score`` writes and every later step reads.
+
+A scored folder holds ``posts.parquet`` (one row per input record, with its embedding and
+topic profile), ``pivots.parquet``, ``pages.parquet`` and ``run.json`` (schemas in
+:mod:`narratives.schema`); later commands add their own files beside them
+(``timing.parquet``, ``coordination.parquet``, ``report.html``). This module is the one
+place that
+
+- writes a file so that it appears whole or not at all (:func:`atomic_path`),
+- reads a folder back, whole (:func:`load_scored`) or a part at a time
+  (:class:`ScoredFolder`),
+- says which posts take part in per-page analysis (:func:`usable`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from narratives import schema
+from narratives.errors import InputError, OutputError
+from narratives.rowfile import RowFile
+
+OUTPUT_FILES = ("posts.parquet", "pivots.parquet", "pages.parquet", "run.json")
+#: Folder of a run's unfinished work inside its output directory.
+PARTIAL = ".partial"
+#: The per-post vector columns of posts.parquet.
+VECTOR_COLUMNS = ("embedding", "topic_profile")
+#: Rows of posts.parquet converted and written at a time (one Parquet row group each).
+_SAVE_ROWS = 4096
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; once the block ends without an error
+    it replaces ``path`` (a file, or a folder), so that readers see the old or the new
+    whole, never a part. On an error the temporary is removed and ``path`` is untouched."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    _remove(tmp)
+    try:
+        yield tmp
+        if tmp.is_dir() and path.exists():
+            _remove(path)  # a folder cannot be replaced in one step
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def usable(posts: pd.DataFrame, *, timed: bool = True, paged: bool = True) -> np.ndarray:
+    """Which posts take part in per-page analysis, as a boolean mask: those scored
+    (status ``ok``), with a time when ``timed``, with a page when ``paged``. Timelines,
+    pivots and coordination need both; the page table counts untimed posts too
+    (``timed=False``); timing's estimate over all pages takes posts without a page
+    (``paged=False``)."""
+    mask = (posts["status"] == "ok").to_numpy(dtype=bool)
+    if paged:
+        mask = mask & posts["page_id"].notna().to_numpy(dtype=bool)
+    if timed:
+        mask = mask & posts["created_at"].notna().to_numpy(dtype=bool)
+    return mask
+
+
+def timed_rows(posts: pd.DataFrame) -> np.ndarray:
+    """Positions of the posts that take part in timelines: scored, with a page and a time."""
+    return np.flatnonzero(usable(posts))
+
+
+def narrative_mix(tags: np.ndarray | None, rows: np.ndarray, top: int = 3) -> list[dict]:
+    """The narratives (top level) most often tagged among posts ``rows`` of the
+    ``narratives`` column ``tags``: id and share of the posts, at most ``top``, those on at
+    least a tenth of the posts. What pages.parquet and pivots.parquet report."""
+    if tags is None or len(rows) == 0:
+        return []
+    counts: dict[str, int] = {}
+    for post in tags[rows]:
+        if post is None or (isinstance(post, float) and math.isnan(post)):
+            continue
+        for entry in post:
+            if "." not in entry["id"]:
+                counts[entry["id"]] = counts.get(entry["id"], 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [
+        {"id": k, "score": round(v / len(rows), 4)} for k, v in ranked[:top] if v / len(rows) >= 0.1
+    ]
+
+
+@dataclass
+class ScoreResult:
+    """The tables of one scoring run.
+
+    ``embeddings`` (n, dim) and ``topic_profiles`` (n, K) have one row per post, NaN
+    where the post was rejected; they are stored as the ``embedding`` and
+    ``topic_profile`` columns of posts.parquet. ``embeddings`` is a
+    :class:`~narratives.rowfile.RowFile` when :func:`narratives.score` kept them in a file.
+    """
+
+    posts: pd.DataFrame
+    pivots: pd.DataFrame
+    pages: pd.DataFrame
+    embeddings: np.ndarray | RowFile
+    topic_profiles: np.ndarray
+    run: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
+        """Write posts/pivots/pages Parquet files and run.json into ``out_dir``."""
+        out = prepare_output_dir(out_dir, force=force)
+        with atomic_path(out / "posts.parquet") as tmp:
+            writer: pq.ParquetWriter | None = None
+            # in slices of rows: the vectors are converted a slice at a time, not copied whole
+            for start in range(0, max(len(self.posts), 1), _SAVE_ROWS):
+                rows = slice(start, start + _SAVE_ROWS)
+                table = self._posts_table(rows)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+            assert writer is not None
+            writer.close()
+        self.save_pivots(out)
+        return out
+
+    def _posts_table(self, rows: slice) -> pa.Table:
+        posts = self.posts.iloc[rows]
+        table = to_table(posts, schema.POSTS)
+        missing = pa.array(posts["status"].to_numpy() != "ok")
+        for name, values in zip(VECTOR_COLUMNS, (self.embeddings[rows], self.topic_profiles[rows])):
+            dim = values.shape[1]
+            flat = pa.array(np.nan_to_num(values).reshape(-1), type=pa.float32())
+            column = pa.FixedSizeListArray.from_arrays(flat, dim, mask=missing)
+            table = table.append_column(pa.field(name, schema.vector_type(dim)), column)
+        return table
+
+    def save_pivots(self, out: Path) -> None:
+        """Write pivots.parquet, pages.parquet and run.json (the parts pivots re-runs change).
+        Each file appears whole or not at all; run.json comes last."""
+        write_table(to_table(self.pivots, schema.PIVOTS), out / "pivots.parquet")
+        pages = to_table(self.pages, schema.PAGES)
+        if (out / "pages.parquet").exists():
+            pages = _with_added_columns(pages, pq.read_table(out / "pages.parquet"))
+        write_table(pages, out / "pages.parquet")
+        with atomic_path(out / "run.json") as tmp:
+            tmp.write_text(json.dumps(self.run, indent=2, default=str) + "\n")
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write one Parquet file of a scored folder, whole or not at all."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _with_added_columns(pages: pa.Table, old: pa.Table) -> pa.Table:
+    """``pages`` with the columns later steps added to the ``old`` table of the same pages
+    (``narratives coordination``'s ``coordination_clusters``), matched by page id; a page
+    the old table lacks gets nulls."""
+    extra = [c for c in old.column_names if c not in pages.column_names]
+    if not extra:
+        return pages
+    where = {page: i for i, page in enumerate(old.column("page_id").to_pylist())}
+    rows = pa.array([where.get(page) for page in pages.column("page_id").to_pylist()],
+                    type=pa.int64())  # fmt: skip
+    for name in extra:
+        pages = pages.append_column(old.schema.field(name), old.column(name).take(rows))
+    return pages
+
+
+def to_table(frame: pd.DataFrame, arrow_schema: pa.Schema) -> pa.Table:
+    """``frame``'s columns of ``arrow_schema`` as an Arrow table of exactly that schema."""
+    arrays = [pa.array(_plain(frame[f.name]), type=f.type, from_pandas=True) for f in arrow_schema]
+    return pa.Table.from_arrays(arrays, schema=arrow_schema)
+
+
+def _plain(col: pd.Series) -> Any:
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        return col.dt.tz_convert("UTC").array
+    return col.astype(object).where(col.notna(), None).tolist()
+
+
+def prepare_output_dir(out_dir: str | Path, *, force: bool) -> Path:
+    """Create ``out_dir``; an existing one is only replaced with ``force``."""
+    out = Path(out_dir)
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"output {str(out)!r} exists and is not a directory")
+        if any(out.iterdir()):
+            if not force:
+                unfinished = (out / PARTIAL).is_dir()
+                raise OutputError(
+                    f"output directory {str(out)!r} holds an unfinished run; pass --resume "
+                    "to finish it or --force to start again"
+                    if unfinished
+                    else f"output directory {str(out)!r} is not empty; pass --force to overwrite"
+                )
+            for name in (*OUTPUT_FILES, "report.html"):
+                (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class ScoredFolder:
+    """A folder written by ``narratives score``, read a part at a time: the posts' columns
+    without their vectors, the vectors of some rows, the other tables, run.json.
+
+    The constructor checks that the folder holds posts.parquet; ``require`` checks for
+    the other files a reader needs, with the fix in the message."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.require(["posts.parquet"])
+
+    def require(self, names: Sequence[str] = OUTPUT_FILES) -> None:
+        """Check that the folder holds the files ``names`` (all of a finished run's)."""
+        missing = [name for name in names if not (self.path / name).is_file()]
+        if missing:
+            fix = (
+                "the run there did not finish: complete it with narratives score --resume"
+                if (self.path / PARTIAL).is_dir()
+                else "run narratives score first"
+            )
+            raise InputError(f"{str(self.path)!r} holds no {', '.join(missing)}; {fix}")
+
+    def post_columns(self) -> list[str]:
+        return pq.read_schema(self.path / "posts.parquet").names
+
+    def posts(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """posts.parquet without its vector columns (or only ``columns``)."""
+        if columns is None:
+            columns = [c for c in self.post_columns() if c not in VECTOR_COLUMNS]
+        return pq.read_table(self.path / "posts.parquet", columns=list(columns)).to_pandas()
+
+    def vectors(self, name: str = "embedding", rows: np.ndarray | None = None) -> np.ndarray:
+        """The ``name`` vectors (float32, NaN for rejected posts) of every post, or of the
+        sorted positions ``rows``, read a row group at a time."""
+        if name not in self.post_columns():
+            raise InputError(f"posts.parquet in {str(self.path)!r} lacks {name}")
+        parquet = pq.ParquetFile(self.path / "posts.parquet")
+        out: list[np.ndarray] = []
+        start = 0
+        dim = parquet.schema_arrow.field(name).type.list_size
+        for batch in parquet.iter_batches(columns=[name], batch_size=8192):
+            end = start + batch.num_rows
+            if rows is None:
+                lo, hi = start, end
+            else:
+                lo, hi = np.searchsorted(rows, [start, end])
+            if hi > lo:
+                matrix = _vector_matrix(batch.column(0), dim)
+                out.append(matrix if rows is None else matrix[rows[lo:hi] - start])
+            start = end
+        return np.concatenate(out) if out else np.zeros((0, dim), dtype=np.float32)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """``pivots.parquet``, ``pages.parquet`` or another table of the folder."""
+        self.require([name])
+        return pq.read_table(self.path / name).to_pandas()
+
+    def run(self) -> dict[str, Any]:
+        self.require(["run.json"])
+        return json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+
+
+def _vector_matrix(column: pa.Array, dim: int) -> np.ndarray:
+    """A FixedSizeList column as an (n, dim) float32 matrix, NaN where it is null."""
+    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    if len(values) == len(column) * dim:  # null rows kept their (zero) slots
+        out = values.reshape(-1, dim)
+        out[~valid] = np.nan
+        return out
+    out = np.full((len(column), dim), np.nan, dtype=np.float32)
+    out[valid] = values.reshape(-1, dim)
+    return out
+
+
+def load_scored(out_dir: str | Path) -> ScoreResult:
+    """Read back what :meth:`ScoreResult.save` wrote."""
+    folder = ScoredFolder(out_dir)
+    missing = set(VECTOR_COLUMNS) - set(folder.post_columns())
+    if missing:
+        raise InputError(
+            f"posts.parquet in {str(folder.path)!r} lacks {', '.join(sorted(missing))}"
+        )
+    return ScoreResult(
+        folder.posts(),
+        folder.table("pivots.parquet"),
+        folder.table("pages.parquet"),
+        folder.vectors("embedding"),
+        folder.vectors("topic_profile"),
+        folder.run(),
+    )
+
+
+__all__ = [
+    "OUTPUT_FILES",
+    "PARTIAL",
+    "ScoreResult",
+    "ScoredFolder",
+    "atomic_path",
+    "load_scored",
+    "narrative_mix",
+    "prepare_output_dir",
+    "timed_rows",
+    "to_table",
+    "usable",
+    "write_table",
+]
