@@ -21,7 +21,7 @@ from pathlib import Path
 
 from _data import FB, FB_COLUMNS, ROOT
 
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "report"))
 from browser import chromium, visit
 
 

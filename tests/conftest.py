@@ -92,6 +92,19 @@ def no_page_errors(request: pytest.FixtureRequest):
         pytest.fail(f"{len(handler.records)} page error(s) logged; the first: {first[0]}")
 
 
+#: Markers of tests that need more than the fast suite gives: a Ray cluster, Chromium,
+#: an encoder fine-tuned, or a fresh Python process. Each is also ``slow``, so that the
+#: fast suite (the default, ``make test``) leaves them to ``make test-all`` and CI.
+HEAVY = ("ray", "browser", "finetune", "subprocess")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(name) for name in HEAVY):
+            item.add_marker(pytest.mark.slow)
+
+
 def _hypothesis_profiles() -> None:
     """The generative tests' profiles: ``narratives`` (the default: the named shapes and a
     few generated dumps, the same on every run, for CI) and ``long`` (hundreds of random

@@ -204,6 +204,7 @@ def test_one_samples_f1_for_label_sets_and_matrices():
         samples_f1(truth, pred)
 
 
+@pytest.mark.finetune
 def test_cli_train_then_score_with_the_tagger(labelled, embedder, tmp_path):
     from typer.testing import CliRunner
 
@@ -348,6 +349,7 @@ def test_contrastive_pairs_share_a_label_or_none():
     assert partial and all(t == pytest.approx(0.5) for t in partial)
 
 
+@pytest.mark.finetune
 def test_contrastive_fine_tuning_moves_the_encoder_and_travels_with_the_tagger(
     labelled, embedder, tmp_path
 ):

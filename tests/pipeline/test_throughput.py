@@ -133,6 +133,7 @@ def _outputs(out: Path) -> tuple[pa.Table, pa.Table, pa.Table, dict]:
     )
 
 
+@pytest.mark.subprocess
 def test_a_killed_run_resumes_to_the_same_output(model_dir, tagger, tmp_path):
     """SIGKILL a real run once part of its texts are committed, resume it, and compare
     with an uninterrupted run: every table equal, no row lost or repeated."""
@@ -206,6 +207,7 @@ def test_rowfile_reads_and_writes_rows(tmp_path):
     m.close()
 
 
+@pytest.mark.subprocess
 def test_cli_keeps_vectors_on_disk_and_matches_the_api(sample_result, tmp_path):
     """The command line keeps a run's vectors in a file, not in memory; the output is the
     same as the in-memory API's."""
@@ -243,6 +245,7 @@ def test_exports_of_folders_with_one_name_do_not_collide(tmp_path):
     assert onnx_dir(a, exact_name=True).name.startswith("model-onnx-int8-o")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     ("option", "message"),
     [(["--backend", "tensorrt"], "--backend must be one of"), (["--engine", "spark"], "--engine")],

@@ -13,6 +13,8 @@ from conftest import SAMPLE
 from narratives.errors import InputError
 from narratives.io.read import read_posts
 
+pytestmark = pytest.mark.ray
+
 
 @pytest.fixture(scope="module")
 def ray_local():

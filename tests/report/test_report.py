@@ -215,6 +215,7 @@ def hostile_dir(embedder, tmp_path_factory) -> Path:
     return scored
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("csp", [True, False], ids=["with-csp", "escaping-alone"])
 def test_hostile_text_shows_literally_and_runs_nothing(hostile_dir, tmp_path, csp):
     _browser_or_skip()
@@ -241,6 +242,7 @@ def test_hostile_text_shows_literally_and_runs_nothing(hostile_dir, tmp_path, cs
     assert state["drawn"] == state["charts"] and state["failed"] == "0"
 
 
+@pytest.mark.browser
 def test_sample_report_draws_offline_in_chromium(sample_dir, tmp_path):
     _browser_or_skip()
     page = write_report(sample_dir, tmp_path / "report.html")
