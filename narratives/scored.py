@@ -269,8 +269,12 @@ class ScoredFolder:
 
     def table(self, name: str) -> pd.DataFrame:
         """``pivots.parquet``, ``pages.parquet`` or another table of the folder."""
+        return self.arrow_table(name).to_pandas()
+
+    def arrow_table(self, name: str) -> pa.Table:
+        """A table of the folder as Arrow reads it (its types kept, for rewriting it)."""
         self.require([name])
-        return pq.read_table(self.path / name).to_pandas()
+        return pq.read_table(self.path / name)
 
     def run(self) -> dict[str, Any]:
         self.require(["run.json"])

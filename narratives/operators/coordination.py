@@ -537,14 +537,13 @@ def write_coordination(
     narratives score (and the page network as GraphML when asked); pages.parquet gains
     ``coordination_clusters``, the ids of the clusters each page posted in."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     folder = ScoredFolder(scored_dir)
     folder.require()
     embeddings = None if exact_only else folder.vectors("embedding")
     clusters, edges = find_coordination(folder.posts(), embeddings, config)
     ids = clusters.groupby("page_id")["cluster_id"].agg(lambda s: sorted(set(s)))
-    pages = pq.read_table(folder.path / "pages.parquet")  # as written: its types stay
+    pages = folder.arrow_table("pages.parquet")  # as written: its types stay
     if "coordination_clusters" in pages.column_names:
         pages = pages.drop_columns(["coordination_clusters"])
     column = pa.array([ids.get(p, []) for p in pages.column("page_id").to_pylist()],
