@@ -542,10 +542,9 @@ class PivotDetector:
     >>> detector.pivots_                                                      # doctest: +SKIP
     """
 
-    def __init__(
-        self, config: PivotConfig | None = None, *, n_jobs: int | None = None, **overrides: Any
-    ) -> None:
-        self.config = PivotConfig(**{**asdict(config or PivotConfig()), **overrides})
+    def __init__(self, config: PivotConfig | None = None, *, n_jobs: int | None = None) -> None:
+        #: The settings (checked when the PivotConfig is made).
+        self.config = config or PivotConfig()
         #: Worker processes; None: all cores for inputs of ``_PARALLEL_POSTS`` posts or more.
         #: Results do not depend on it.
         self.n_jobs = n_jobs

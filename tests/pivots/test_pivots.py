@@ -202,10 +202,10 @@ def test_config_is_checked():
     with pytest.raises(ValueError, match="min_posts"):
         PivotConfig(min_posts=1)
     with pytest.raises(ValueError, match="alpha"):
-        PivotDetector(alpha=1.5)
+        PivotDetector(PivotConfig(alpha=1.5))
     with pytest.raises(RuntimeError, match="not fitted"):
         PivotDetector().summary()
-    assert PivotDetector(min_posts=6).config.min_posts == 6
+    assert PivotDetector(PivotConfig(min_posts=6)).config.min_posts == 6
 
 
 # -- with embeddings: what the detector reads on real data ------------------------------
@@ -283,7 +283,9 @@ def test_embeddings_a_run_on_one_story_at_the_start_is_no_pivot():
     assert detect_embedded(posts, profiles, emb).pivots_.empty
     # the embeddings alone do separate the story: with the confirmation waived (the
     # profiles' p-value may be anything below 0.99), it is reported
-    (row,) = PivotDetector(kind_alpha=0.99).fit(posts, profiles, emb).pivots_.itertuples()
+    (row,) = (
+        PivotDetector(PivotConfig(kind_alpha=0.99)).fit(posts, profiles, emb).pivots_.itertuples()
+    )
     assert (row.kind, row.position) == ("topic", 8)
 
 
