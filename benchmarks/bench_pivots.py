@@ -38,9 +38,7 @@ def main() -> None:
     args = parser.parse_args()
 
     embedder = narratives.Embedder("default")
-    result = narratives.score(
-        ROOT / "samples/posts.jsonl", embedder=embedder, progress=False
-    )
+    result = narratives.score(ROOT / "samples/posts.jsonl", embedder=embedder, progress=False)
     ok = result.posts["status"] == "ok"
     texts = result.posts.loc[ok, "text"].tolist()
     embedder.encode(texts[:32])  # warm-up

@@ -68,9 +68,7 @@ def main() -> None:
             pipe_s.append(time.perf_counter() - t)
             assert result.run["counts"]["ok"] == len(texts)
             t = time.perf_counter()
-            narratives.score(
-                path, embedder=embedder, tagger=None, cache=None, progress=False
-            )
+            narratives.score(path, embedder=embedder, tagger=None, cache=None, progress=False)
             untagged_s.append(time.perf_counter() - t)
     bare, pipe = len(texts) / min(bare_s), len(texts) / min(pipe_s)
     timings = result.run["timings"]

@@ -112,9 +112,7 @@ def main() -> None:
         new_tagger = NarrativeTagger.from_pretrained(other, default)
         cache = Path(tmp) / "cache.sqlite"
         t = time.perf_counter()
-        narratives.score(
-            path, embedder=default, tagger=first_tagger, cache=cache, progress=False
-        )
+        narratives.score(path, embedder=default, tagger=first_tagger, cache=cache, progress=False)
         first = time.perf_counter() - t
         t = time.perf_counter()
         again = narratives.score(
