@@ -2,7 +2,7 @@
 the running sums of each shuffled copy, and at every split looked at, the weighted
 distance between the means before and after it, per part of the signal (or, for a signal
 given by its Gram matrix, from the squared norm of the running sum; see
-:func:`narratives.pivots.detector._null_maxima`); and a short page's Gram matrix less its
+:func:`narratives.pivots.signals._null_maxima`); and a short page's Gram matrix less its
 languages' means.
 
 Kept apart so that ``import narratives`` does not pay for importing numba; the compiled

@@ -1,8 +1,9 @@
 """Pivot detection: abrupt, lasting changes of a page's topic or language.
 
-Each page is read as signals over its posts in time order (see :class:`_Signals`): its
-embeddings (on a short page in their full dimension, through its Gram matrix; a long
-page's projected on its own principal directions); the same less each language's mean,
+Each page is read as signals over its posts in time order
+(:class:`~narratives.pivots.signals.Signals`): its embeddings (on a short page in their
+full dimension, through its Gram matrix; a long page's projected on its own principal
+directions); the same less each language's mean,
 which leaves the subject without the language it is written in (e5 puts unrelated posts
 of one language closer together than a post and its translation); its topic profiles
 over cross-lingual anchors (:mod:`narratives.pivots.topics`); and its languages, one-hot.
@@ -25,13 +26,11 @@ placed where the embeddings separate its two sides best and reported as ``topic`
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,15 @@ import pandas as pd
 
 from narratives import schema
 from narratives.errors import page_error_status
+from narratives.pivots.signals import (
+    UNDETERMINED,
+    Signals,
+    jump,
+    known_languages,
+    page_entropy,
+    positions,
+    split_stats,
+)
 from narratives.pivots.timelines import Timeline, page_timelines
 from narratives.pivots.topics import TOPICS
 from narratives.rowfile import RowFile
@@ -47,34 +55,10 @@ from narratives.scored import narrative_mix, timed_rows
 
 logger = logging.getLogger(__name__)
 
-UNDETERMINED = "und"
-#: Pages longer than this many posts are searched on a coarser grid (every n // this).
-_POSTS_PER_JUMP = 500
-#: Permutation nulls split long blocks at every post near the ends, sparsely between.
-_GRID_EDGE, _GRID_MIDDLE = 100, 200
-#: Pages up to this many posts are read in the full embedding space, the permutation
-#: nulls of their topic signal computed from its Gram matrix (m^2 additions per shuffle of
-#: m posts, whatever the dimension); longer ones are projected on their principal
-#: directions first (from about 100 posts on, the projection costs less than the n-column
-#: coordinates cost PELT and the nulls; the harness finds the same pivots either way).
-_GRAM_POSTS = 128
-#: Principal directions of a long page's embeddings that its content signals keep.
-_PROJECTION_DIMS = 32
-#: A direction in which a page's posts vary less than this (in squared distance, relative
-#: to their squared norm) is no direction: float32 embeddings of distinct texts differ
-#: by far more, repeated texts not at all.
-_RANK_TOL = 1e-9
-#: Blocks of up to this many posts keep their shuffles, to compute each statistic's null
-#: only when asked (int32 rows: at most 10 MB for 500 shuffles).
-_KEEP_SHUFFLES_POSTS = 5_000
-#: Longer blocks draw their shuffles at most this many post indices at a time.
-_SHUFFLE_ELEMENTS = 2_000_000
 #: Inputs of fewer posts are searched in this process: starting the workers (a new
 #: interpreter each, importing numpy, pandas, ruptures and the compiled kernel) takes
 #: about as long as two processes save on 50,000 posts of short pages.
 _PARALLEL_POSTS = 50_000
-#: The statistics whose permutation nulls a page's blocks draw (see :meth:`_Signals.null`).
-_STATISTICS = ("topic_l2", "langs_l2", "langs_tvd", "profiles_tvd")
 #: Posts of the pages handed to a worker process at a time.
 _BATCH_POSTS = 4_000
 
@@ -130,396 +114,6 @@ class PivotConfig:
             raise ValueError("max_burst_posts, merge_within and n_examples must be >= 0")
 
 
-def _page_entropy(seed: int, page_id: str) -> tuple[int, ...]:
-    """The seed of a page's random draws: a page's result does not depend on the other
-    pages, and each block's shuffles come from a generator seeded by this and the block
-    (:meth:`_Signals.null`), so they do not depend on which tests ran before."""
-    digest = hashlib.blake2b(page_id.encode("utf-8"), digest_size=8).digest()
-    return (seed, int.from_bytes(digest, "little"))
-
-
-def _positions(m: int, min_size: int, grid: bool = False) -> np.ndarray:
-    """Admissible splits t of m posts (min_size each side). With ``grid``, long blocks are
-    split near both ends at every post and in between at about 200 evenly spaced places:
-    the weighted shift moves slowly in the middle, and the permutation nulls that take its
-    maximum cost a fraction as much."""
-    t = np.arange(min_size, m - min_size + 1)
-    if grid and len(t) > 2 * _GRID_EDGE + _GRID_MIDDLE:
-        step = -(-len(t) // _GRID_MIDDLE)
-        t = np.unique(np.r_[t[:_GRID_EDGE], t[_GRID_EDGE:-_GRID_EDGE:step], t[-_GRID_EDGE:]])
-    return t
-
-
-@dataclass(frozen=True)
-class _Splits:
-    """Splits t of a block of m posts (see :func:`_positions`) and the factors of the
-    weighted shift at each: m / (t (m - t)), 1 / (m - t) and sqrt(t (m - t) / m)."""
-
-    t: np.ndarray
-    scale_left: np.ndarray
-    scale_total: np.ndarray
-    weight: np.ndarray
-
-
-def _split_factors(m: int, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """At splits t of m posts: m / (t (m - t)) and 1 / (m - t), which turn the running sum
-    before t and the total into the difference of the two sides' means, and the weight
-    sqrt(t (m - t) / m) of that difference."""
-    tf = t.astype(np.float64)
-    return m / (tf * (m - tf)), 1.0 / (m - tf), np.sqrt(tf * (m - tf) / m)
-
-
-@functools.lru_cache(maxsize=4096)
-def _splits(m: int, min_size: int, grid: bool) -> _Splits:
-    """The splits of a block of m posts (factors in float32, as the compiled nulls read
-    them), computed once per size: pages share them."""
-    t = _positions(m, min_size, grid).astype(np.int64)
-    arrays: list[np.ndarray] = [t, *(f.astype(np.float32) for f in _split_factors(m, t))]
-    for a in arrays:
-        a.flags.writeable = False
-    return _Splits(*arrays)
-
-
-def _split_stats(x: np.ndarray, t: np.ndarray, parts: list[tuple[slice, str]]) -> list[np.ndarray]:
-    """Weighted shifts of a signal x (time on axis 0, features last) at splits t.
-
-    For each (columns, norm) in ``parts``: sqrt(t (m - t) / m) times the distance between
-    the means before and after the split, as total variation (``"tvd"``) or Euclidean
-    (``"l2"``) distance. Squared, the Euclidean one is the drop in squared error the split
-    gives (the linear kernel's cost in ruptures). Returns arrays of shape (len(t), ...).
-    """
-    m = x.shape[0]
-    csum = np.cumsum(x, axis=0)
-    scale_left, scale_total, weight = (f.astype(x.dtype) for f in _split_factors(m, t))
-    # mean before minus mean after = left * m / (t (m - t)) - total / (m - t)
-    diff = csum[t - 1] * scale_left[:, None]
-    diff -= csum[-1] * scale_total[:, None]
-    out = []
-    for columns, norm in parts:
-        d = diff[:, columns]
-        dist = 0.5 * np.abs(d).sum(axis=1) if norm == "tvd" else np.sqrt((d * d).sum(axis=1))
-        out.append(dist * weight)
-    return out
-
-
-def _shuffles(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
-    """n shuffled orders of m posts, one per row (drawn a row at a time, so drawing 40 and
-    then 60 gives the same 100 orders as drawing 100 at once; compiled,
-    :func:`narratives.pivots._kernels.shuffles`)."""
-    from narratives.pivots._kernels import shuffles
-
-    out = np.empty((n, m), dtype=np.int32)
-    shuffles(rng.random((n, max(m - 1, 0))), out)
-    return out
-
-
-def _null_maxima(
-    x: np.ndarray, parts: list[tuple[slice, str]], orders: np.ndarray, min_size: int, lo: int = 0
-) -> list[np.ndarray]:
-    """Largest weighted shift over all splits of the block of x from row ``lo`` (as many
-    posts as the ``orders`` have columns) taken in each of the ``orders`` (rows of
-    shuffled post indices), per part.
-
-    The running sums of each shuffled copy are accumulated one post at a time and the
-    distances computed at the splits looked at, in compiled code
-    (:func:`narratives.pivots._kernels.split_maxima`). :func:`_gram_null_maxima` computes the same
-    for a Euclidean signal from its Gram matrix.
-    """
-    from narratives.pivots._kernels import split_maxima
-
-    s = _splits(orders.shape[1], min_size, True)
-    x = np.asarray(x, dtype=np.float32)
-    out = []
-    for columns, norm in parts:  # the same shuffles for every part
-        start, stop, _ = columns.indices(x.shape[1])
-        maxima = np.zeros(len(orders), dtype=np.float32)
-        split_maxima(
-            x, lo, orders, s.t, s.scale_left, s.scale_total, s.weight, start, stop,
-            norm == "tvd", maxima,
-        )  # fmt: skip
-        out.append(maxima)
-    return out
-
-
-def _gram_null_maxima(
-    gram: np.ndarray, orders: np.ndarray, min_size: int, lo: int = 0
-) -> np.ndarray:
-    """:func:`_null_maxima` of one Euclidean (``"l2"``) signal, from the Gram matrix of the
-    page's posts (``gram``, n x n; the block from post ``lo``): exact in the signal's full
-    dimension at a cost that does not grow with it
-    (:func:`narratives.pivots._kernels.gram_split_maxima`). The block is centred as a page's
-    languages are taken out, with all its posts in one group."""
-    from narratives.pivots._kernels import gram_less_group_means, gram_split_maxima
-
-    m = orders.shape[1]
-    block = np.ascontiguousarray(gram[lo : lo + m, lo : lo + m])
-    centred = gram_less_group_means(block, np.zeros(m, dtype=np.intp), 1)
-    out = np.zeros(len(orders), dtype=np.float64)
-    gram_split_maxima(centred, orders, _splits(m, min_size, True).t, out)
-    return out.astype(np.float32)
-
-
-def _jump(n: int) -> int:
-    """Spacing of the change points PELT considers on a page of n posts."""
-    return max(1, n // _POSTS_PER_JUMP)
-
-
-def _project(x: np.ndarray, dims: int, scale: float) -> np.ndarray:
-    """x centred and expressed in its top ``dims`` principal directions (a long page's):
-    distances between means are kept where the page varies most, at a fraction of the cost
-    of the full embedding. Deterministic: a randomised SVD with a fixed sketch.
-
-    Only directions in which the page varies at all are kept: those whose variance is at
-    least :data:`_RANK_TOL` times ``scale`` (the embeddings' mean squared norm, before
-    any mean is taken out). A page that repeats a few texts spans a few directions, and
-    one of identical posts none (it gets a single column of zeros)."""
-    x = np.asarray(x, dtype=np.float32)
-    x = x - x.mean(axis=0)
-    d = x.shape[1]
-    sketch = np.random.default_rng(0).standard_normal((d, dims + 8)).astype(np.float32)
-    q, _ = np.linalg.qr(x @ (x.T @ (x @ sketch)))  # one power iteration
-    b = q.T @ x
-    values, vectors = np.linalg.eigh((b @ b.T).astype(np.float64))
-    values, vectors = values[::-1][:dims], vectors[:, ::-1][:, :dims]
-    # eigenvalues are sums of squared coordinates over the page's posts
-    rank = int((values > _RANK_TOL * scale * len(x)).sum())
-    if rank == 0:
-        return np.zeros((len(x), 1), dtype=np.float32)
-    basis = (b.T @ vectors[:, :rank]) / np.sqrt(values[:rank])
-    return x @ basis.astype(np.float32)
-
-
-def _coordinates(gram: np.ndarray, scale: float) -> np.ndarray:
-    """A short page's signal in at most n coordinates, from its Gram matrix (n x n, of the
-    centred signal): a factor X with X X^T = gram has the inner products, and so the
-    distances between means, of the signal in its full dimension, at the cost of n columns
-    instead of 384.
-
-    The factor is the pivoted Cholesky factorisation's (LAPACK's dpstrf), which stops at
-    the matrix's numerical rank: a centred page's Gram matrix is singular, and far more so
-    when its posts repeat a few texts (spam and ad pages do), are all identical, or differ
-    only by language once each language's mean is taken out. Pivots below ``_RANK_TOL``
-    times ``scale`` (the posts' mean squared norm before centring: a pivot is the squared
-    distance of a post from the span of the posts chosen before it) end the
-    factorisation; a page that varies in no direction gets one column of zeros."""
-    from scipy.linalg.lapack import dpstrf
-
-    n = len(gram)
-    factor, pivots, rank, info = dpstrf(gram, lower=1, tol=_RANK_TOL * max(scale, 1e-30))
-    if info < 0:  # pragma: no cover - an argument LAPACK refuses: a bug here
-        raise ValueError(f"dpstrf: illegal argument {-info}")
-    if rank == 0:
-        return np.zeros((n, 1), dtype=np.float32)
-    coordinates = np.empty((n, rank), dtype=np.float32)
-    coordinates[pivots - 1] = np.tril(factor)[:, :rank]
-    return coordinates
-
-
-def _known_languages(langs: Iterable[Any]) -> list[str]:
-    """Each post's language as a string, "" where it is missing or undetermined."""
-    return [str(x) if x and x != UNDETERMINED else "" for x in langs]
-
-
-def _codes(names: list[str]) -> tuple[list[str], np.ndarray]:
-    """The distinct names, sorted, and each name's index among them."""
-    vocab = sorted(set(names))
-    index = {name: i for i, name in enumerate(vocab)}
-    return vocab, np.array([index[name] for name in names], dtype=np.intp)
-
-
-def _language_signal(langs: np.ndarray) -> np.ndarray:
-    """One-hot languages; an undetermined post gets the page's language mix."""
-    vocab, codes = _codes(_known_languages(langs))
-    known = np.array(vocab) != ""
-    if not known.any():
-        return np.zeros((len(langs), 1))
-    onehot = np.eye(len(vocab))[codes][:, known]
-    unknown = ~known[codes]
-    if unknown.any():
-        onehot[unknown] = onehot[~unknown].mean(axis=0)
-    return onehot
-
-
-def _without_language_means(x: np.ndarray, langs: np.ndarray) -> np.ndarray:
-    """x less the mean of its language's posts: what is left of an embedding once the
-    language it is written in is taken out (e5 places unrelated posts of one language
-    closer together than a post and its translation)."""
-    x = np.asarray(x, dtype=np.float64)
-    _, codes = _codes([str(v) for v in langs])
-    members = np.eye(codes.max() + 1)[codes]  # (n, languages) one-hot
-    return x - members @ ((members.T @ x) / members.sum(axis=0)[:, None])
-
-
-class _Signals:
-    """One page's signals, oldest post first, and the permutation nulls of its blocks.
-
-    * ``content``: embeddings (centred; a long page's projected), language identity
-      included: where a change lies, and which of nearby candidates splits best;
-    * ``topic``: embeddings less each language's mean: whether the subject changed within
-      a language (the search for topic changes, and their test); on a short page, its
-      ``gram`` matrix serves the permutation nulls;
-    * ``profiles``: topic distributions over cross-lingual anchors: how far the subject
-      moved (``topic_shift``), and whether it moved when the language changed too;
-    * ``langs``: languages one-hot.
-
-    Without embeddings, the topic profiles stand in for ``topic``, and together with the
-    languages for ``content``.
-    """
-
-    def __init__(
-        self,
-        content: np.ndarray,
-        topic: np.ndarray,
-        profiles: np.ndarray,
-        langs: np.ndarray,
-        entropy: tuple[int, ...],
-        gram: np.ndarray | None = None,
-    ) -> None:
-        self.content, self.topic, self.profiles, self.langs = content, topic, profiles, langs
-        self.entropy = entropy
-        self.gram = gram
-        # the signals the permutation tests shuffle, side by side: one shuffle serves all
-        # (the topic, where its Gram matrix does not stand in for it)
-        own = [] if gram is not None else [topic]
-        self._joint = np.hstack([*own, langs, profiles], dtype=np.float32)
-        a = 0 if gram is not None else topic.shape[1]
-        b = a + langs.shape[1]
-        self._parts = {
-            "langs_l2": (slice(a, b), "l2"),
-            "langs_tvd": (slice(a, b), "tvd"),
-            "profiles_tvd": (slice(b, None), "tvd"),
-        }
-        if gram is None:
-            self._parts["topic_l2"] = (slice(0, a), "l2")
-        self._nulls: dict[tuple[int, int], _Nulls] = {}
-        #: running sums of the topic profiles and languages (row i: the first i posts), for
-        #: the mean mixes of any block
-        self._mixes = np.concatenate(
-            [
-                np.zeros((1, profiles.shape[1] + langs.shape[1])),
-                np.cumsum(np.hstack([profiles, langs], dtype=np.float64), axis=0),
-            ]
-        )
-
-    @classmethod
-    def of(cls, timeline: Timeline, entropy: tuple[int, ...]) -> _Signals:
-        profiles = np.asarray(timeline.profiles, dtype=np.float64)
-        langs = _language_signal(timeline.langs)
-        if timeline.embeddings is None:
-            topic = profiles.astype(np.float32)
-            content = np.hstack([topic, langs], dtype=np.float32)
-            return cls(content, topic, profiles, langs, entropy)
-        emb = np.asarray(timeline.embeddings, dtype=np.float32)
-        multilingual = len(set(map(str, timeline.langs))) > 1
-        # the size of a post's vector: what "no variation" is measured against
-        scale = float(np.einsum("ij,ij->", emb, emb, dtype=np.float64)) / len(emb)
-        if len(emb) > _GRAM_POSTS:
-            content = _project(emb, _PROJECTION_DIMS, scale)
-            if multilingual:
-                less = _without_language_means(emb, timeline.langs)
-                topic = _project(less, _PROJECTION_DIMS, scale)
-            else:
-                topic = content
-            return cls(content, topic, profiles, langs, entropy)
-        from narratives.pivots._kernels import gram_less_group_means
-
-        centred = emb.astype(np.float64)
-        centred -= centred.mean(axis=0)
-        gram = centred @ centred.T
-        content = topic = _coordinates(gram, scale)
-        if multilingual:  # the Gram matrix of the embeddings less their language's mean
-            vocab, codes = _codes([str(v) for v in timeline.langs])
-            gram = gram_less_group_means(gram, codes, len(vocab))
-            topic = _coordinates(gram, scale)
-        return cls(content, topic, profiles, langs, entropy, gram)
-
-    def __len__(self) -> int:
-        return len(self.profiles)
-
-    def subset(self, rows: np.ndarray, key: tuple[int, ...]) -> _Signals:
-        """The posts at ``rows`` as a page of their own, with fresh nulls drawn from
-        generators seeded by the page's seed, its length and ``key``, which names the
-        subset."""
-        return _Signals(
-            self.content[rows],
-            self.topic[rows],
-            self.profiles[rows],
-            self.langs[rows],
-            (*self.entropy, len(self), *key),
-            None if self.gram is None else self.gram[np.ix_(rows, rows)],
-        )
-
-    def shifts(self, lo: int, at: int, hi: int) -> tuple[float, float]:
-        """How far the topic mix and the language mix move between [lo, at) and [at, hi)
-        (total variation distances)."""
-        mixes = self._mixes
-        gap = np.abs((mixes[at] - mixes[lo]) / (at - lo) - (mixes[hi] - mixes[at]) / (hi - at))
-        k = self.profiles.shape[1]
-        return float(0.5 * gap[:k].sum()), float(0.5 * gap[k:].sum())
-
-    def null(self, lo: int, hi: int, name: str, n: int, min_size: int) -> np.ndarray:
-        """At least n permutation maxima of the weighted shift of block [lo, hi) for the
-        named statistic (``topic_l2``, ``langs_l2``, ``langs_tvd`` or ``profiles_tvd``).
-
-        A block's shuffles are drawn as they are asked for (the first n orders are the same
-        whether drawn at once or in parts) and serve all its statistics; each statistic is
-        computed for as many orders as asked for (a page without a candidate change asks
-        only for the penalty's), from the shuffles kept. On blocks too long to keep their
-        shuffles, every statistic is computed as they are drawn.
-        """
-        if (lo, hi) not in self._nulls:
-            rng = np.random.default_rng([*self.entropy, lo, hi])
-            self._nulls[(lo, hi)] = _Nulls(rng)
-        block = self._nulls[(lo, hi)]
-        m = hi - lo
-        if block.drawn < n:
-            more = n - block.drawn
-            block.drawn += more
-            if m > _KEEP_SHUFFLES_POSTS:  # compute everything now, keep nothing
-                chunk = max(1, _SHUFFLE_ELEMENTS // m)
-                for start in range(0, more, chunk):
-                    orders = _shuffles(block.rng, m, min(chunk, more - start))
-                    fresh = self._maxima(lo, hi, list(_STATISTICS), orders, min_size)
-                    for key, values in fresh.items():
-                        block.maxima[key] = np.concatenate(
-                            [block.maxima.get(key, np.empty(0)), values]
-                        )
-            else:
-                orders = _shuffles(block.rng, m, more)
-                block.orders = (
-                    orders if block.orders is None else np.concatenate([block.orders, orders])
-                )
-        have = block.maxima.get(name, np.empty(0))
-        if len(have) < n:
-            assert block.orders is not None
-            fresh = self._maxima(lo, hi, [name], block.orders[len(have) : n], min_size)
-            have = block.maxima[name] = np.concatenate([have, fresh[name]])
-        return have[:n]
-
-    def _maxima(
-        self, lo: int, hi: int, names: list[str], orders: np.ndarray, min_size: int
-    ) -> dict[str, np.ndarray]:
-        out = {}
-        if "topic_l2" in names and self.gram is not None:
-            out["topic_l2"] = _gram_null_maxima(self.gram, orders, min_size, lo)
-            names = [k for k in names if k != "topic_l2"]
-        if names:  # the running sums cost only the columns these statistics read
-            parts = [self._parts[k] for k in names]
-            out.update(zip(names, _null_maxima(self._joint, parts, orders, min_size, lo)))
-        return out
-
-
-@dataclass
-class _Nulls:
-    """A block's permutation nulls: its generator, shuffles drawn, kept shuffles, maxima
-    per statistic."""
-
-    rng: np.random.Generator
-    drawn: int = 0
-    orders: np.ndarray | None = None
-    maxima: dict[str, np.ndarray] = field(default_factory=dict)
-
-
 @dataclass
 class _Change:
     at: int  # index of the first post of the new regime
@@ -551,7 +145,7 @@ class PivotDetector:
 
     # -- the search -------------------------------------------------------------------
 
-    def _candidates(self, sig: _Signals, name: str, stat: np.ndarray) -> list[int]:
+    def _candidates(self, sig: Signals, name: str, stat: np.ndarray) -> list[int]:
         """Change points ruptures proposes on one signal (``topic`` or ``langs``), plus its
         best weighted split (``stat``: weighted shifts at every admissible split)."""
         import ruptures as rpt
@@ -568,7 +162,7 @@ class PivotDetector:
             return []
         # PELT is quadratic in the worst case: on long pages, consider every jump-th post
         # as a change point (positions are refined afterwards, see _refine)
-        algo = rpt.KernelCPD(kernel="linear", min_size=cfg.min_posts, jump=_jump(n))
+        algo = rpt.KernelCPD(kernel="linear", min_size=cfg.min_posts, jump=jump(n))
         found = [int(b) for b in algo.fit(signal.astype(np.float64)).predict(pen=penalty)[:-1]]
         # PELT's squared-error gain needs a large shift to justify a regime of a few posts
         # at either end of a long page; the page's single best split by weighted shift
@@ -593,14 +187,14 @@ class PivotDetector:
                 clusters.append([point])
         return [max(c, key=lambda p: (score[p - cfg.min_posts], -p)) for c in clusters]
 
-    def _test(self, sig: _Signals, lo: int, at: int, hi: int) -> _Change:
+    def _test(self, sig: Signals, lo: int, at: int, hi: int) -> _Change:
         """:meth:`_compare`, remembered per page: validation asks again after each removal."""
         key = (lo, at, hi)
         if key not in self._tests:
             self._tests[key] = self._compare(sig, lo, at, hi)
         return self._tests[key]
 
-    def _compare(self, sig: _Signals, lo: int, at: int, hi: int) -> _Change:
+    def _compare(self, sig: Signals, lo: int, at: int, hi: int) -> _Change:
         """Compare regimes [lo, at) and [at, hi): shifts, permutation p-values, verdict.
 
         The language test runs on the languages. How far the subject moved is measured on
@@ -647,7 +241,7 @@ class PivotDetector:
             language_ok=language_ok,
         )
 
-    def _p_value(self, sig: _Signals, lo: int, hi: int, name: str, scaled: float) -> float:
+    def _p_value(self, sig: Signals, lo: int, hi: int, name: str, scaled: float) -> float:
         """Chance that the block's posts, in random order, shift as much somewhere.
 
         Shuffled copies of the block are split at every admissible place and their largest
@@ -678,7 +272,7 @@ class PivotDetector:
                 break  # decided; only a p-value just above alpha is worth more draws
         return p
 
-    def _validate(self, sig: _Signals, points: list[int]) -> list[_Change]:
+    def _validate(self, sig: Signals, points: list[int]) -> list[_Change]:
         """Remove invalid changes one at a time, weakest first (by the larger of its two
         shifts over their minima), then the bursts. A change whose shifts are both below
         their minima is invalid and weaker than any whose shifts are not: while one is
@@ -713,7 +307,7 @@ class PivotDetector:
                 return changes
             points = [p for p in points if p not in burst]
 
-    def _find_burst(self, sig: _Signals, bounds: list[int]) -> tuple[int, int] | None:
+    def _find_burst(self, sig: Signals, bounds: list[int]) -> tuple[int, int] | None:
         """Two change points around a short regime whose neighbours do not differ."""
         cfg = self.config
         for i in range(1, len(bounds) - 2):
@@ -736,7 +330,7 @@ class PivotDetector:
         n = len(timeline)
         if n < 2 * cfg.min_posts:
             return [], f"too few posts ({n} < {2 * cfg.min_posts})"
-        sig = _Signals.of(timeline, _page_entropy(cfg.seed, timeline.page_id))
+        sig = Signals.of(timeline, page_entropy(cfg.seed, timeline.page_id))
         self._tests: dict[tuple[int, int, int], _Change] = {}
         a, b = sig.topic.shape[1], sig.topic.shape[1] + sig.langs.shape[1]
         columns = [sig.topic, sig.langs]
@@ -744,8 +338,8 @@ class PivotDetector:
         if sig.content is not sig.topic:  # else the topic's statistic serves for both
             columns.append(sig.content)
             parts.append((slice(b, None), "l2"))
-        topic_stat, langs_stat, *content = _split_stats(
-            np.hstack(columns), _positions(n, cfg.min_posts), parts
+        topic_stat, langs_stat, *content = split_stats(
+            np.hstack(columns), positions(n, cfg.min_posts), parts
         )
         content_stat = content[0] if content else topic_stat
         merge_score = content_stat / max(content_stat.max(), 1e-12) + langs_stat / max(
@@ -803,13 +397,13 @@ class PivotDetector:
         )
         return "+".join(k for k, on in (("topic", topic), ("language", language)) if on)
 
-    def _refine(self, sig: _Signals, changes: list[_Change]) -> list[_Change]:
+    def _refine(self, sig: Signals, changes: list[_Change]) -> list[_Change]:
         """Move each change to the nearby split that separates its neighbours best on the
         embeddings (the search places changes on a coarser criterion): the content signal
         for a change of language, the topic signal for a change of subject alone."""
         cfg = self.config
         n = len(sig)
-        window = max(cfg.merge_within + 2, _jump(n))
+        window = max(cfg.merge_within + 2, jump(n))
         points = [c.at for c in changes]
         for i, change in enumerate(changes):
             lo = points[i - 1] if i else 0
@@ -820,7 +414,7 @@ class PivotDetector:
                 continue
             signal = sig.content if change.language_ok else sig.topic
             t = np.arange(first, last + 1)
-            (score,) = _split_stats(signal[lo:hi].astype(np.float64), t - lo, [(slice(None), "l2")])
+            (score,) = split_stats(signal[lo:hi].astype(np.float64), t - lo, [(slice(None), "l2")])
             # the best split; among near-ties, the one closest to where the search put it
             near = np.flatnonzero(score >= score.max() - 1e-9)
             points[i] = int(t[near[np.argmin(np.abs(t[near] - change.at))]])
@@ -1075,7 +669,7 @@ class _Batch:
 
 def _dominant(langs: np.ndarray) -> str | None:
     """The most frequent known language (the first in alphabetical order among ties)."""
-    counts = Counter(x for x in _known_languages(langs) if x)
+    counts = Counter(x for x in known_languages(langs) if x)
     if not counts:
         return UNDETERMINED if len(langs) else None
     return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]

@@ -292,7 +292,7 @@ def test_embeddings_a_run_on_one_story_at_the_start_is_no_pivot():
 def test_null_maxima_match_a_direct_computation():
     """The running-sum kernel of the permutation tests equals splitting each shuffled copy
     by hand."""
-    from narratives.pivots.detector import _null_maxima, _positions, _shuffles
+    from narratives.pivots.signals import _null_maxima, _shuffles, positions
 
     rng = np.random.default_rng(0)
     x = rng.random((37, 5)).astype(np.float32)
@@ -303,7 +303,7 @@ def test_null_maxima_match_a_direct_computation():
     for b, order in enumerate(orders):
         y = x[order].astype(np.float64)
         best = [0.0, 0.0]
-        for t in _positions(37, 4):
+        for t in positions(37, 4):
             d = y[:t].mean(axis=0) - y[t:].mean(axis=0)
             w = np.sqrt(t * (37 - t) / 37)
             best[0] = max(best[0], w * np.linalg.norm(d[:3]))
@@ -315,7 +315,7 @@ def test_a_blocks_null_does_not_depend_on_the_tests_before_it():
     """Each block draws its shuffles from its own generator (page and block), so the
     validation may skip tests without changing the others' p-values; and 49 orders, then
     99, are the 99 drawn at once."""
-    from narratives.pivots.detector import _Signals
+    from narratives.pivots.signals import Signals
 
     rng = np.random.default_rng(0)
     x = rng.random((60, 6)).astype(np.float32)
@@ -323,14 +323,14 @@ def test_a_blocks_null_does_not_depend_on_the_tests_before_it():
     profiles = rng.dirichlet(np.ones(4), size=60)
 
     def signals():
-        return _Signals(x, x, profiles, langs, (0, 123))
+        return Signals(x, x, profiles, langs, (0, 123))
 
     alone = signals().null(10, 50, "topic_l2", 99, 4)
     busy = signals()
     busy.null(0, 60, "profiles_tvd", 99, 4)
     busy.null(0, 30, "topic_l2", 499, 4)
     np.testing.assert_array_equal(busy.null(10, 50, "topic_l2", 99, 4), alone)
-    other_page = _Signals(x, x, profiles, langs, (0, 124))
+    other_page = Signals(x, x, profiles, langs, (0, 124))
     assert not np.array_equal(other_page.null(10, 50, "topic_l2", 99, 4), alone)
     in_parts = signals()
     assert len(in_parts.null(10, 50, "topic_l2", 49, 4)) == 49
@@ -344,7 +344,7 @@ def test_a_blocks_null_does_not_depend_on_the_tests_before_it():
 def test_gram_null_maxima_match_the_running_sums():
     """The Gram-matrix kernel of a short page's topic nulls gives the running-sum kernel's
     maxima on the vectors themselves, for a block anywhere in the page."""
-    from narratives.pivots.detector import _gram_null_maxima, _null_maxima, _shuffles
+    from narratives.pivots.signals import _gram_null_maxima, _null_maxima, _shuffles
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((50, 384)).astype(np.float32) + 3.0  # far from the origin
@@ -362,7 +362,7 @@ def test_short_pages_keep_every_distance_long_ones_the_large_ones():
     """A short page's coordinates keep the inner products of its full embeddings, its
     topic signal those of the embeddings less their language's mean; a long page's
     projection keeps the distance of a real shift."""
-    from narratives.pivots.detector import _coordinates, _project, _Signals, _without_language_means
+    from narratives.pivots.signals import Signals, _coordinates, _project, _without_language_means
     from narratives.pivots.timelines import Timeline
 
     rng = np.random.default_rng(0)
@@ -377,7 +377,7 @@ def test_short_pages_keep_every_distance_long_ones_the_large_ones():
     assert np.isfinite(_coordinates(duplicated @ duplicated.T, 1.0)).all()  # singular Gram
     langs = np.array(["en"] * 12 + ["zh"] * 18, dtype=object)
     page = Timeline("p", np.arange(30), np.arange(30), np.zeros(30), langs, np.ones((30, 4)), x)
-    sig = _Signals.of(page, (0, 1))
+    sig = Signals.of(page, (0, 1))
     topic = _without_language_means(x, langs)
     np.testing.assert_allclose(sig.gram, topic @ topic.T, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(sig.topic @ sig.topic.T, topic @ topic.T, rtol=1e-5, atol=1e-3)
@@ -395,19 +395,19 @@ def test_a_clear_null_stops_after_a_fifth_of_the_shuffles():
     """A test whose first 20 shuffles already hold 5 or more at least as extreme is
     decided (its p-value over 99 would exceed kind_alpha and 3 alpha whatever the other 79
     hold): the rest is not drawn; a real shift draws all 99."""
-    from narratives.pivots.detector import _Signals
+    from narratives.pivots.signals import Signals
 
     rng = np.random.default_rng(0)
     x = rng.random((60, 6)).astype(np.float32)
     langs = np.ones((60, 1))
     profiles = rng.dirichlet(np.ones(4), size=60)
     detector = PivotDetector()
-    noise = _Signals(x, x, profiles, langs, (0, 1))
+    noise = Signals(x, x, profiles, langs, (0, 1))
     p = detector._p_value(noise, 0, 60, "topic_l2", 0.0)
     assert p == 21 / 100 and noise._nulls[(0, 60)].drawn == 20  # all 20 as extreme
     shifted = x.copy()
     shifted[30:] += 3.0
-    real = _Signals(shifted, shifted, profiles, langs, (0, 1))
+    real = Signals(shifted, shifted, profiles, langs, (0, 1))
     observed = np.sqrt(30 * 30 / 60) * np.linalg.norm(shifted[:30].mean(0) - shifted[30:].mean(0))
     assert detector._p_value(real, 0, 60, "topic_l2", observed) == 1 / 100
     assert real._nulls[(0, 60)].drawn == 99
@@ -517,7 +517,7 @@ def test_rank_revealing_coordinates():
     """The coordinates keep the Gram matrix exactly and have as many columns as it has
     rank: n - 1 for a centred page of distinct posts, the number of distinct texts less
     one for repeated ones, one column of zeros for identical posts."""
-    from narratives.pivots.detector import _coordinates, _project
+    from narratives.pivots.signals import _coordinates, _project
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 384))[np.arange(40) % 3]
