@@ -11,13 +11,9 @@ labels). A Content-Security-Policy lets only the report's own two scripts run.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import itertools
-import json
 import logging
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +22,7 @@ import pandas as pd
 
 from narratives.errors import InputError, OutputError
 from narratives.pivots.timelines import page_timelines
+from narratives.report.render import render
 from narratives.scored import ScoredFolder, atomic_path, usable
 
 logger = logging.getLogger(__name__)
@@ -647,71 +644,6 @@ _NARRATIVE_COLORS = [
 
 def _palette(keys: list[Any], colors: list[str]) -> dict[str, str]:
     return {str(k): colors[i % len(colors)] for i, k in enumerate(keys)}
-
-
-# ---------------------------------------------------------------------------- the page
-
-
-def script_json(value: Any) -> str:
-    """JSON that is safe inside an HTML ``<script>`` element: no ``<``, ``>`` or ``&``
-    (so no ``</script>`` or ``<!--``), and no raw U+2028/U+2029; ``JSON.parse`` reads
-    the escapes back to the same text."""
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    for raw, escaped in (
-        ("&", "\\u0026"),
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(raw, escaped)
-    return text
-
-
-def _asset(name: str) -> str:
-    return resources.files("narratives.report").joinpath("assets", name).read_text("utf-8")
-
-
-def _plotly_js() -> str:
-    try:
-        from plotly.offline import get_plotlyjs
-    except ImportError as exc:  # pragma: no cover - plotly is a dependency
-        raise OutputError("the report needs plotly: pip install plotly") from exc
-    return get_plotlyjs()
-
-
-def _sha256(script: str) -> str:
-    digest = hashlib.sha256(script.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
-
-
-def render(data: dict[str, Any], *, csp: bool = True) -> str:
-    """The HTML page for ``report_data``'s output. Nothing from the data is written into
-    the markup: it all goes through :func:`script_json`."""
-    plotly = _plotly_js()
-    app = _asset("report.js")
-    policy = (
-        "default-src 'none'; "
-        f"script-src {_sha256(plotly)} {_sha256(app)}; "
-        "style-src 'unsafe-inline'; img-src data:; font-src data:; "
-        "connect-src 'none'; form-action 'none'; base-uri 'none'"
-    )
-    meta = f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n' if csp else ""
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"{meta}"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<meta name="referrer" content="no-referrer">\n'
-        "<title>narratives report</title>\n"
-        f"<style>\n{_asset('report.css')}</style>\n"
-        "</head>\n<body>\n"
-        '<main id="report"><p id="loading">Drawing the report…</p></main>\n'
-        f'<script type="application/json" id="report-data">{script_json(data)}</script>\n'
-        f"<script>{plotly}</script>\n"
-        f"<script>{app}</script>\n"
-        "</body>\n</html>\n"
-    )
 
 
 __all__ = ["ReportConfig", "build_report", "rejection_reasons", "report_data", "write_report"]

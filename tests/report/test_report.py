@@ -15,13 +15,8 @@ from conftest import SAMPLE
 from typer.testing import CliRunner
 
 from narratives.cli import app
-from narratives.report.build import (
-    ReportConfig,
-    build_report,
-    report_data,
-    script_json,
-    write_report,
-)
+from narratives.report.build import ReportConfig, build_report, report_data, write_report
+from narratives.report.render import script_json
 
 runner = CliRunner()
 
