@@ -30,7 +30,7 @@ import numpy as np
 
 from narratives.errors import InputError, ModelError
 from narratives.scored import atomic_path
-from narratives.tagging.heads import L2, Head, best_threshold, consistent, fit_head
+from narratives.tagging.heads import Head, best_threshold, consistent, fit_head
 from narratives.tagging.taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -441,109 +441,11 @@ class NarrativeTagger:
     # -- documentation ------------------------------------------------------------------
 
     def model_card(self) -> str:
-        tax = self.taxonomy
-        lines = [
-            f"# Narrative tagger ({self.kind}): {tax.id} {tax.version}",
-            "",
-            f"Taxonomy: {tax.title} (`{tax.id}` {tax.version}, sha256 {tax.digest[:16]}), "
-            f"{len(tax.narratives)} narratives, {len(tax.nodes) - len(tax.narratives)} "
-            "sub-narratives, plus `none`.",
-            f"Embeddings: {self.model.get('model_id')} ({self.model.get('model_version')}).",
-            "",
-            "## How it was built",
-            "",
-        ]
-        if self.kind == "zero-shot":
-            lines += [
-                "No labelled posts. The taxonomy's exemplar sentences (en, zh, ru, es, vi), "
-                "definitions and harmless `none` exemplars are embedded; a class-balanced "
-                f"logistic head per label (L2 {L2}) separates them, and a gate head tells "
-                "posts that push any narrative from the harmless ones (ordinary news on the "
-                "same subjects included): a post the gate turns down gets no tag. Thresholds "
-                "(the gate's too) are calibrated leave-one-language-out on the exemplars.",
-                "",
-            ]
-        elif self.metrics.get("recipe") == "exemplars":
-            m = self.metrics
-            lines += [
-                f"Trained on {m.get('n_texts')} labelled texts (languages "
-                f"{m.get('languages')}) together with the taxonomy's {m.get('n_exemplars')} "
-                "exemplar sentences, definitions and harmless `none` exemplars, the way the "
-                f"zero-shot tagger is built: a class-balanced logistic head per label (L2 {L2}) "
-                "on frozen embeddings with the directions that tell languages apart taken "
-                "out, and a gate head (any narrative against none). Thresholds (the gate's "
-                f"too) are calibrated {m.get('calibration')}.",
-                "",
-                "| label | labelled texts |",
-                "|---|---|",
-                *(f"| {k} | {v} |" for k, v in (m.get("label_counts") or {}).items()),
-                "",
-            ]
-        else:
-            m = self.metrics
-            if m.get("encoder") == "contrastive":
-                how = (
-                    f"with its encoder ({m.get('base_model')}, {m.get('base_version')}) "
-                    f"fine-tuned first on {m.get('pairs')} contrastive pairs of the training "
-                    f"texts ({m.get('epochs')} epoch, learning rate {m.get('learning_rate')}, "
-                    f"{m.get('max_tokens')} tokens; saved in `encoder/`), then a head"
-                )
-            else:
-                how = "head only, on frozen embeddings"
-            lines += [
-                f"Trained ({how}) on {m.get('n_texts')} labelled texts; L2 {m.get('l2')} "
-                "chosen by the samples F1 on the validation split "
-                f"{m.get('val_samples_f1_by_l2')}; thresholds tuned on that split of "
-                f"{m.get('val_size')} texts carved from the training data (kept out of the "
-                "encoder's fine-tuning).",
-                "",
-                _gate_line(m.get("gate")),
-                "",
-                f"Labels dropped for too few examples: {m.get('dropped_labels') or 'none'}. "
-                f"Labels in the data that fit no narrative: {m.get('unknown_labels') or 'none'}.",
-                "",
-                "| label | training examples |",
-                "|---|---|",
-                *(f"| {k} | {v} |" for k, v in (m.get("label_counts") or {}).items()),
-                "",
-            ]
-        lines += ["## Labels", "", "| id | threshold | held-out F1 |", "|---|---|---|"]
-        per_label = self.metrics.get("labels", {})
-        for label, threshold in zip(self.labels, self.thresholds):
-            f1 = per_label.get(label, {}).get("held_out_f1")
-            lines.append(f"| `{label}` | {threshold:.2f} | {'' if f1 is None else f1} |")
-        if self.gate is not None:
-            f1 = self.metrics.get("gate", {}).get("held_out_f1")
-            lines.append(
-                f"| gate: any narrative | {self.gate[1]:.2f} | {'' if f1 is None else f1} |"
-            )
-        lines += [
-            "",
-            "## Intended use and limits",
-            "",
-            "Triage of posts for analysts: filter a dump to posts that carry a narrative, "
-            "describe what a page pivoted to. Not a verdict on any post or author. The "
-            "exemplars are short social-media sentences; long articles, sarcasm, quotes of "
-            "a narrative in order to rebut it, and narratives outside the taxonomy are "
-            "tagged less reliably. Languages beyond the four of the exemplars rely on the "
-            "encoder's cross-lingual alignment.",
-            "",
-        ]
-        return "\n".join(lines)
+        """The tagger's model card (its folder's README.md): how it was built, its labels
+        with their thresholds, intended use and limits."""
+        from narratives.tagging.model_card import model_card
 
-
-def _gate_line(report: dict[str, Any] | None) -> str:
-    """The model card's line on a trained tagger's gate (see Trainer._gate)."""
-    if not report:
-        return "No gate (trained before taggers had one)."
-    if not report.get("used"):
-        return f"No gate: {report.get('why')}."
-    return (
-        "A gate head (any label against none) must pass before any tag: threshold "
-        f"{report['threshold']}, chosen on the validation split (samples F1 "
-        f"{report['val_samples_f1_without']} without the gate, {report['val_samples_f1']} "
-        "with it)."
-    )
+        return model_card(self)
 
 
 def narrative_mix(tags: np.ndarray | None, rows: np.ndarray, top: int = 3) -> list[dict]:
