@@ -17,7 +17,8 @@ from importlib import metadata
 from narratives.embedding.embedder import Embedder
 from narratives.embedding.langid import detect_language, detect_languages
 from narratives.errors import InputError, ModelError, NarrativesError, OutputError
-from narratives.io.read import ColumnMapping, ReadResult, read_posts
+from narratives.io.columns import ColumnMapping
+from narratives.io.read import ReadResult, read_posts
 from narratives.operators.coordination import (
     CoordinationConfig,
     find_coordination,

@@ -31,23 +31,19 @@ import numpy as np
 import pandas as pd
 
 from narratives.errors import InputError
-from narratives.io.read import (
-    ColumnMapping,
-    ReadResult,
-    _decode,
-    _detect_encoding,
-    _finish,
-    _format_of,
-    _jsonl_records,
-    _normalise,
-    _open_bytes,
-    _read_csv,
-    _Record,
-    _resolve_columns,
+from narratives.io.columns import ColumnMapping, finish, posts_frame, resolve_columns
+from narratives.io.formats import (
+    Record,
     check_encoding,
-    read_posts,
+    decode,
+    detect_encoding,
+    format_of,
+    jsonl_records,
+    open_bytes,
+    read_csv,
     utf8_fit,
 )
+from narratives.io.read import ReadResult, read_posts
 from narratives.io.times import resolve_tz
 
 logger = logging.getLogger(__name__)
@@ -79,7 +75,7 @@ def ray_read_posts(
     mapping = ColumnMapping.from_any(columns)
     resolve_tz(tz)
     path = Path(source)
-    fmt = _format_of(path)
+    fmt = format_of(path)
     if encoding:
         check_encoding(encoding)
     pieces = _plan(path, fmt, piece_bytes, encoding)
@@ -92,7 +88,7 @@ def ray_read_posts(
     found: dict[str, None] = {}
     for names in survey["columns"]:
         found.update(dict.fromkeys(json.loads(names)))
-    resolved = _resolve_columns(list(found), mapping)
+    resolved = resolve_columns(list(found), mapping)
     starts = np.concatenate([[0], np.cumsum(survey["n"])[:-1]]).astype(int)
     lines = np.concatenate([[1], 1 + np.cumsum(survey["lines"])[:-1]]).astype(int)
     for piece, start, line in zip(pieces, starts, lines):
@@ -108,7 +104,7 @@ def ray_read_posts(
         source_name=path.name,
         tz=tz,
     )
-    frame, time_info = _finish(_typed(built), tz)
+    frame, time_info = finish(_typed(built), tz)
     info: dict[str, Any] = {"source": str(path), "format": fmt}
     if fmt == "jsonl":
         info.update(
@@ -201,7 +197,7 @@ def _per_piece(data: Any, pieces: list[dict], fn: Any, **kwargs: Any) -> pd.Data
 
 
 def _jsonl_encoding(path: Path, pieces: list[dict], survey: dict) -> str:
-    """The encoding io._decode would choose for the whole file, from the pieces' counts
+    """The encoding io.formats.decode would choose for the whole file, from the pieces' counts
     of undecodable and non-ASCII characters under UTF-8."""
     if pieces[0]["a"] == 3:
         return "utf-8-sig"
@@ -209,12 +205,12 @@ def _jsonl_encoding(path: Path, pieces: list[dict], survey: dict) -> str:
     if bad == 0 or good >= bad:
         return "utf-8"
     with path.open("rb") as f:
-        return _detect_encoding(f.read(1 << 20))
+        return detect_encoding(f.read(1 << 20))
 
 
 def _records(
     piece: Mapping[str, Any], encoding: str | None, delimiter: str | None, first_line: int
-) -> tuple[list[_Record], list[str], dict[str, Any], str]:
+) -> tuple[list[Record], list[str], dict[str, Any], str]:
     """Records of one piece, its columns, what read_posts notes of it, and its text (for
     the UTF-8 counts; empty where not needed)."""
     path = Path(piece["path"])
@@ -225,12 +221,12 @@ def _records(
         table = parquet.read_row_group(int(piece["group"])) if piece["group"] >= 0 else None
         if table is None:
             table = parquet.read()
-        return [_Record(r) for r in table.to_pylist()], table.column_names, {}, ""
+        return [Record(r) for r in table.to_pylist()], table.column_names, {}, ""
     if piece["kind"] == "csv":
-        records, header, extra = _read_csv(path, encoding, delimiter)
+        records, header, extra = read_csv(path, encoding, delimiter)
         return records, header, extra, ""
     if piece["whole"]:
-        text, used = _decode(_open_bytes(path), encoding)
+        text, used = decode(open_bytes(path), encoding)
     else:
         with path.open("rb") as f:
             f.seek(int(piece["a"]))
@@ -238,7 +234,7 @@ def _records(
         used = encoding or "utf-8"
         codec = "utf-8" if used == "utf-8-sig" else used
         text = data.decode(codec, errors="surrogateescape")
-    records, columns, blank = _jsonl_records(text, used, first_line)
+    records, columns, blank = jsonl_records(text, used, first_line)
     return records, list(columns), {"encoding": used, "blank_lines_skipped": blank}, text
 
 
@@ -278,7 +274,7 @@ def _build(
     """Ray task of the second pass: one piece's rows, numbered from its first record."""
     piece = batch.iloc[0].to_dict()
     records, _, _, _ = _records(piece, encoding, delimiter, int(piece["first_line"]))
-    frame = _normalise(records, columns, source_name, tz, int(piece["start_row"]))
+    frame = posts_frame(records, columns, source_name, tz, int(piece["start_row"]))
     # plain Python values: Arrow types them the same way in every block, empty ones too
     out = {c: frame[c].astype(object).where(frame[c].notna(), None) for c in _STRINGS}
     return pd.DataFrame(

@@ -22,7 +22,8 @@ from narratives import schema
 from narratives.embedding.embedder import DEFAULT, Embedder
 from narratives.embedding.text_cache import EmbeddingCache, open_cache
 from narratives.errors import InputError
-from narratives.io.read import ColumnMapping, ReadResult, read_posts
+from narratives.io.columns import ColumnMapping
+from narratives.io.read import ReadResult, read_posts
 from narratives.pipeline.engines import ENGINES, ray_results, require_ray, start_ray
 from narratives.pipeline.pages import detect_pivots
 from narratives.pipeline.resume import begin_run, finish_run, run_state
