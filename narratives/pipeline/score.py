@@ -111,71 +111,28 @@ def score(
     ``force``.
     """
     _check_engine(engine)
-    if output is None:
-        if resume or force:
-            raise InputError("resume and force apply to a run into a folder: pass output=")
-        return _score(
-            source, columns, model=model, embedder=embedder, encoding=encoding, tz=tz,
-            delimiter=delimiter, split=split, batch_size=batch_size, chunk_size=chunk_size,
-            device=device, backend=backend, progress=progress, pivot_config=pivot_config,
-            taxonomy=taxonomy, tagger=tagger, cache=cache, vectors=vectors, engine=engine,
-            address=address, concurrency=concurrency,
-        )  # fmt: skip
-    mapping = {k: v for k, v in asdict(ColumnMapping.from_any(columns)).items() if v is not None}
-    settings = {
-        "model": str(model) if embedder is None else embedder.model_name,
-        "backend": backend if embedder is None else embedder.backend,
-        "tz": tz,
-        "encoding": encoding,
-        "delimiter": delimiter,
-        "split": split,
-        "batch_size": batch_size if embedder is None else embedder.batch_size,
-        "chunk_size": chunk_size,
-        "taxonomy": None if taxonomy is None else str(Path(taxonomy).resolve()),
-        "tagger": _describe(tagger),
-        "cache": cache if isinstance(cache, bool) or cache is None else str(cache),
-        "engine": engine,
-    }
-    partial = begin_run(output, run_state(source, mapping, settings), resume=resume, force=force)
-    result = _score(
-        source, mapping, model=model, embedder=embedder, encoding=encoding, tz=tz,
-        delimiter=delimiter, split=split, batch_size=batch_size, chunk_size=chunk_size,
-        device=device, backend=backend, progress=progress, pivot_config=pivot_config,
-        taxonomy=taxonomy, tagger=tagger,
-        cache=cache if cache else partial / "embeddings.sqlite",
-        vectors=partial / "vectors.f32" if vectors is None else vectors,  # not in memory
-        engine=engine, address=address, concurrency=concurrency,
-    )  # fmt: skip
-    result.save(output, force=True)
-    finish_run(partial)
-    return result
-
-
-def _score(
-    source: Any,
-    columns: ColumnMapping | Mapping[str, str] | None,
-    *,
-    model: str | Path,
-    embedder: Embedder | None,
-    encoding: str | None,
-    tz: str | None,
-    delimiter: str | None,
-    split: str | None,
-    batch_size: int,
-    chunk_size: int,
-    device: str | None,
-    backend: str,
-    progress: bool | None,
-    pivot_config: PivotConfig | None,
-    taxonomy: str | Path | None,
-    tagger: Any,
-    cache: bool | str | Path | None,
-    vectors: str | Path | None,
-    engine: str,
-    address: str | None,
-    concurrency: int | None,
-) -> ScoreResult:
-    """:func:`score` in memory: read, load the models, score each post, find pivots."""
+    partial = None
+    if output is not None:  # before any work: a folder that cannot be written stops here
+        settings = {  # what shapes the output: a resumed run must have the same
+            "model": str(model) if embedder is None else embedder.model_name,
+            "backend": backend if embedder is None else embedder.backend,
+            "tz": tz,
+            "encoding": encoding,
+            "delimiter": delimiter,
+            "split": split,
+            "batch_size": batch_size if embedder is None else embedder.batch_size,
+            "chunk_size": chunk_size,
+            "taxonomy": None if taxonomy is None else str(Path(taxonomy).resolve()),
+            "tagger": _describe(tagger),
+            "cache": cache if isinstance(cache, bool) or cache is None else str(cache),
+            "engine": engine,
+        }
+        state = run_state(source, _mapping(columns), settings)
+        partial = begin_run(output, state, resume=resume, force=force)
+        cache = cache or partial / "embeddings.sqlite"
+        vectors = partial / "vectors.f32" if vectors is None else vectors  # not in memory
+    elif resume or force:
+        raise InputError("resume and force apply to a run into a folder: pass output=")
     started = time.perf_counter()
     read = _read(source, columns, engine, address, encoding, tz, delimiter, split)
     timings = {"read_s": time.perf_counter() - started}
@@ -195,8 +152,9 @@ def _score(
         ) as bar:
             if engine == "ray":
                 t = time.perf_counter()
-                _score_on_ray(results, embedder, loaded, store, chunk_size, concurrency, address,
-                              bar)  # fmt: skip
+                _score_on_ray(
+                    results, embedder, loaded, store, chunk_size, concurrency, address, bar
+                )
                 timings["ray_s"] = time.perf_counter() - t
             else:
                 for rows, texts in results.chunks(chunk_size):
@@ -213,7 +171,15 @@ def _score(
     timings["pivots_s"] = result.run["pivots"]["seconds"]
     timings["total_s"] = time.perf_counter() - started
     result.run["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    if partial is not None:
+        result.save(partial.parent, force=True)
+        finish_run(partial)
     return result
+
+
+def _mapping(columns: ColumnMapping | Mapping[str, str] | None) -> dict[str, str]:
+    """The columns the user named, as a run's state records them."""
+    return {k: v for k, v in asdict(ColumnMapping.from_any(columns)).items() if v is not None}
 
 
 def _check_engine(engine: str) -> None:
