@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -446,24 +445,6 @@ class NarrativeTagger:
         from narratives.tagging.model_card import model_card
 
         return model_card(self)
-
-
-def narrative_mix(tags: np.ndarray | None, rows: np.ndarray, top: int = 3) -> list[dict]:
-    """The narratives (top level) most often tagged among posts ``rows``: id and share of
-    the posts, at most ``top``, those on at least a tenth of the posts."""
-    if tags is None or len(rows) == 0:
-        return []
-    counts: dict[str, int] = {}
-    for post in tags[rows]:
-        if post is None or (isinstance(post, float) and math.isnan(post)):
-            continue
-        for entry in post:
-            if "." not in entry["id"]:
-                counts[entry["id"]] = counts.get(entry["id"], 0) + 1
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [
-        {"id": k, "score": round(v / len(rows), 4)} for k, v in ranked[:top] if v / len(rows) >= 0.1
-    ]
 
 
 def default_tagger(embedder=None, taxonomy=None) -> NarrativeTagger:
