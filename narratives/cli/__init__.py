@@ -12,10 +12,8 @@ from narratives.cli.app import EXIT_PAGE_ERRORS, EXIT_USAGE, app
 
 # the command modules register their commands when imported, in the order --help lists them
 # isort: off
-from narratives.cli import score, pivots, operators, report, train, model, evaluate, taxonomy
+from narratives.cli import score, pivots, operators, report, train, model, evaluate, taxonomy  # noqa: F401
 # isort: on
-
-_COMMAND_MODULES = (score, pivots, operators, report, train, model, evaluate, taxonomy)
 
 
 def main() -> None:
