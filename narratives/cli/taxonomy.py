@@ -19,7 +19,7 @@ def taxonomy_validate(
     from narratives.tagging.taxonomy import check_file
 
     try:
-        problems, tax = check_file(path)
+        problems, notes, tax = check_file(path)
     except NarrativesError as exc:
         fail(str(exc))
     if problems or tax is None:
@@ -30,6 +30,8 @@ def taxonomy_validate(
         f"{path}: valid ({tax.id} {tax.version}: {len(tax.narratives)} narratives, "
         f"{len(tax.nodes) - len(tax.narratives)} sub-narratives)"
     )
+    for note in notes:
+        typer.echo(f"  note: {note}")
 
 
 @taxonomy_app.command("show")

@@ -1,11 +1,18 @@
 """Narrative taxonomies: two levels (narrative -> sub-narrative), checked on load.
 
-A taxonomy is a JSON file (schema ``narratives-taxonomy/1``, see
-``narratives/tagging/taxonomies/china-cib.json``, the default): an id and a version, the sources
-it rests on, a ``none`` entry with exemplars of harmless posts, and narratives, each with
-a stable id, a name, a one-paragraph definition, the sources it cites and its
+A taxonomy is a JSON file (schema ``narratives-taxonomy/2``, see
+``narratives/tagging/taxonomies/china-cib.json``, the default): an id and a version, the
+sources it rests on, a ``none`` entry with exemplars of harmless posts, and narratives,
+each with a stable id, a name, a one-paragraph definition, the sources it cites and its
 sub-narratives; every sub-narrative has exemplar sentences per language. Ids are stable:
 a sub-narrative's id is its parent's id, a dot and its own name (``xinjiang.genocide_denial``).
+
+Schema 2 adds the opposing stance: every narrative has a ``counter_definition`` (what
+arguing against it means) and ``counter_exemplars`` (sentences that take the other side of
+the same subject, per language; a sub-narrative may have its own). A tagger built from
+them tags a post with a narrative only when it pushes it, and reports posts that argue
+against it. A schema-1 file still loads: its taggers cannot tell the two sides apart, and
+say so (:func:`advice`, the model card).
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from typing import Any
 
 from narratives.errors import InputError
 
-SCHEMA = "narratives-taxonomy/1"
+SCHEMA = "narratives-taxonomy/2"
+#: Older schemas that still load (without what the newer one adds; see :func:`advice`).
+OLDER_SCHEMAS = ("narratives-taxonomy/1",)
 DEFAULT_TAXONOMY = "china-cib"
 #: Languages every sub-narrative (and the none entry) needs exemplars in.
 REQUIRED_LANGUAGES = ("en", "zh", "ru", "es")
@@ -35,6 +44,9 @@ class Node:
     parent: str | None = None
     exemplars: dict[str, list[str]] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+    #: Sentences that argue against the node, per language, and what that stance is.
+    counter_exemplars: dict[str, list[str]] = field(default_factory=dict)
+    counter_definition: str = ""
 
     @property
     def level(self) -> int:
@@ -43,6 +55,10 @@ class Node:
     def all_exemplars(self) -> list[tuple[str, str]]:
         """(language, sentence) pairs, in file order."""
         return [(lang, s) for lang, sentences in self.exemplars.items() for s in sentences]
+
+    def all_counter_exemplars(self) -> list[tuple[str, str]]:
+        """(language, sentence) pairs of the opposing stance, in file order."""
+        return [(lang, s) for lang, items in self.counter_exemplars.items() for s in items]
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,21 @@ class Taxonomy:
             if n.id == node_id:
                 return n
         raise KeyError(node_id)
+
+    @property
+    def has_counter_stance(self) -> bool:
+        """Every narrative has sentences of the opposing stance (its own or its
+        sub-narratives'): taggers built from it can tell pushing from opposing."""
+        return all(self.counter_exemplars(n) for n in self.narratives)
+
+    def counter_exemplars(self, node: Node) -> list[tuple[str, str]]:
+        """A node's opposing-stance sentences: its own, and for a narrative those of its
+        sub-narratives."""
+        found = node.all_counter_exemplars()
+        if node.parent is None:
+            for child in self.children(node.id):
+                found += child.all_counter_exemplars()
+        return found
 
     def exemplars(self, node: Node) -> list[tuple[str, str]]:
         """A node's exemplars: its own, and for a narrative those of its sub-narratives."""
@@ -114,8 +145,10 @@ def validate(data: Any) -> list[str]:
     # a label taxonomy (written by `narratives train` from labelled data) has names and
     # ids but no exemplars, definitions or sources of its own
     labels_only = data.get("kind") == "labels"
-    if data.get("schema") != SCHEMA:
-        problems.append(f"'schema' must be {SCHEMA!r}, got {data.get('schema')!r}")
+    schema = data.get("schema")
+    if schema != SCHEMA and schema not in OLDER_SCHEMAS:
+        problems.append(f"'schema' must be {SCHEMA!r}, got {schema!r}")
+    stance = schema == SCHEMA and not labels_only  # schema 2: the opposing stance too
     for key in ("id", "version", "title"):
         if not isinstance(data.get(key), str) or not data.get(key):
             problems.append(f"{key!r} must be a non-empty string")
@@ -146,6 +179,17 @@ def validate(data: Any) -> list[str]:
                 isinstance(s, str) and s.strip() for s in sentences
             ):
                 problems.append(f"{where}: exemplars[{lang!r}] must be non-empty strings")
+
+    def check_counter_exemplars(where: str, counters: Any) -> None:
+        if not isinstance(counters, dict) or not all(
+            isinstance(items, list)
+            and items
+            and all(isinstance(s, str) and s.strip() for s in items)
+            for items in counters.values()
+        ):
+            problems.append(
+                f"{where}: 'counter_exemplars' must map languages to lists of sentences"
+            )
 
     def check_text(where: str, entry: dict, key: str) -> None:
         if labels_only and key == "definition" and isinstance(entry.get(key, ""), str):
@@ -181,6 +225,17 @@ def validate(data: Any) -> list[str]:
         seen.add(nid)
         for key in ("name", "definition"):
             check_text(where, narrative, key)
+        counters = [narrative, *(c for c in narrative.get("children") or [] if isinstance(c, dict))]
+        if stance:
+            check_text(where, narrative, "counter_definition")
+            if not any(c.get("counter_exemplars") for c in counters):
+                problems.append(
+                    f"{where}: no 'counter_exemplars' (sentences that argue against it), "
+                    "on the narrative or its sub-narratives"
+                )
+        for entry in counters:
+            if entry.get("counter_exemplars") is not None:
+                check_counter_exemplars(f"{where}", entry.get("counter_exemplars"))
         for ref in narrative.get("sources", []):
             if ref not in source_ids:
                 problems.append(f"{where}: cites unknown source {ref!r}")
@@ -209,6 +264,21 @@ def validate(data: Any) -> list[str]:
     return problems
 
 
+def advice(data: dict[str, Any]) -> list[str]:
+    """What a valid taxonomy document lacks that the current schema offers, with the fix
+    (``narratives taxonomy validate`` prints it; loading it works all the same)."""
+    if data.get("kind") == "labels" or data.get("schema") == SCHEMA:
+        return []
+    return [
+        f"schema {data.get('schema')!r} has no opposing stance: taggers built from it tag "
+        "a post that argues against a narrative as if it pushed it, and report no "
+        f"'opposes'. To fix it, set 'schema' to {SCHEMA!r} and give every narrative a "
+        "'counter_definition' (what arguing against it means) and 'counter_exemplars' "
+        "(sentences that take the other side of the same subject, per language: "
+        f"{', '.join(REQUIRED_LANGUAGES)} at least)"
+    ]
+
+
 def _node(entry: dict[str, Any], parent: str | None = None) -> Node:
     return Node(
         id=entry["id"],
@@ -217,6 +287,8 @@ def _node(entry: dict[str, Any], parent: str | None = None) -> Node:
         parent=parent,
         exemplars={k: list(v) for k, v in (entry.get("exemplars") or {}).items()},
         sources=tuple(entry.get("sources", ())),
+        counter_exemplars={k: list(v) for k, v in (entry.get("counter_exemplars") or {}).items()},
+        counter_definition=entry.get("counter_definition", ""),
     )
 
 
@@ -263,11 +335,13 @@ def read_document(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
-def check_file(path: str | Path) -> tuple[list[str], Taxonomy | None]:
+def check_file(path: str | Path) -> tuple[list[str], list[str], Taxonomy | None]:
     """``narratives taxonomy validate``: the problems of a taxonomy file (see
-    :func:`validate`), and the taxonomy when there are none."""
-    problems = validate(read_document(path))
-    return problems, None if problems else load_taxonomy(path)
+    :func:`validate`), what it lacks that the current schema offers (:func:`advice`), and
+    the taxonomy when there are no problems."""
+    document = read_document(path)
+    problems = validate(document)
+    return problems, advice(document), None if problems else load_taxonomy(path)
 
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
@@ -292,6 +366,7 @@ __all__ = [
     "DEFAULT_TAXONOMY",
     "Node",
     "Taxonomy",
+    "advice",
     "check_file",
     "load_taxonomy",
     "read_document",

@@ -35,7 +35,8 @@ def test_default_taxonomy_is_valid_and_complete():
     assert validate(doc) == []
     tax = load_taxonomy()
     assert [n.id for n in tax.narratives] == STABLE_IDS
-    assert tax.version == "1.0.0" and len(tax.digest) == 64
+    assert tax.version == "1.1.0" and len(tax.digest) == 64
+    assert tax.has_counter_stance
     for node in tax.nodes:
         assert node.definition.count(" ") >= 10, node.id  # a paragraph, not a label
         if node.parent is None:
@@ -44,6 +45,13 @@ def test_default_taxonomy_is_valid_and_complete():
             assert node.id.startswith(node.parent + ".")
             for lang in REQUIRED_LANGUAGES:
                 assert len(node.exemplars[lang]) >= 2, (node.id, lang)
+    for narrative in tax.narratives:  # the opposing stance, in every exemplar language
+        assert narrative.counter_definition.count(" ") >= 10, narrative.id
+        langs = {lang for lang, _ in tax.counter_exemplars(narrative)}
+        assert langs >= set(REQUIRED_LANGUAGES) | {"vi"}, narrative.id
+        assert not {s for _, s in tax.counter_exemplars(narrative)} & {
+            s for _, s in tax.exemplars(narrative)
+        }
     assert {s["id"] for s in tax.sources} >= {"meta-2023-q2", "doublethink-2022"}
     assert len(tax.none.all_exemplars()) >= 40
 
@@ -72,6 +80,43 @@ def test_validate_reports_each_problem():
     assert any("no exemplars in 'ru'" in p for p in _broken(lang))
     assert any("unknown source 'nobody-2020'" in p for p in _broken(source))
     assert validate([]) == ["the file must hold a JSON object"]
+
+
+def test_the_opposing_stance_is_checked_in_schema_2():
+    def no_counter_definition(doc):
+        del doc["narratives"][4]["counter_definition"]
+
+    def no_counters(doc):
+        del doc["narratives"][5]["counter_exemplars"]
+
+    def counters_not_lists(doc):
+        doc["narratives"][6]["counter_exemplars"] = {"en": "one sentence"}
+
+    def counters_on_a_child_only(doc):
+        narrative = doc["narratives"][7]
+        narrative["children"][0]["counter_exemplars"] = narrative.pop("counter_exemplars")
+
+    assert any("'covid_origin': 'counter_definition'" in p for p in _broken(no_counter_definition))
+    assert any("us_social_decay': no 'counter_exemplars'" in p for p in _broken(no_counters))
+    assert any("must map languages to lists" in p for p in _broken(counters_not_lists))
+    assert _broken(counters_on_a_child_only) == []
+
+
+def test_a_schema_1_taxonomy_still_loads_and_says_what_it_lacks(tmp_path):
+    from narratives.tagging.taxonomy import advice, check_file
+
+    doc = copy.deepcopy(read_document(None))
+    doc["schema"] = "narratives-taxonomy/1"
+    for narrative in doc["narratives"]:
+        del narrative["counter_definition"], narrative["counter_exemplars"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(doc), "utf-8")
+    problems, notes, tax = check_file(old)
+    assert problems == [] and tax is not None and not tax.has_counter_stance
+    assert notes == advice(doc) and "counter_exemplars" in notes[0]
+    shown = CliRunner().invoke(app, ["taxonomy", "validate", str(old)])
+    assert shown.exit_code == 0 and "note: schema 'narratives-taxonomy/1'" in shown.output
+    assert advice(read_document(None)) == []
 
 
 def test_bad_files_raise_input_errors(tmp_path):
