@@ -110,7 +110,7 @@ def summarize(
     parallel: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics of narrative-level predictions: micro and macro F1, the false-tag rate
-    (overall and on harmless and near-miss posts), micro F1 by language and the
+    (overall and on harmless, near-miss and opposing posts), micro F1 by language and the
     cross-lingual gap (non-English minus English); with ``parallel`` (a mask of the posts
     of items written in every language), the same gap and F1 by language on those."""
     out = _metrics(truth, pred, narratives)
@@ -130,7 +130,7 @@ def summarize(
         lang: _metrics(truth[langs == lang], pred[langs == lang], narratives)["micro_f1"]
         for lang in sorted(set(langs))
     }
-    for kind in ("harmless", "near_miss"):
+    for kind in ("harmless", "near_miss", "opposing"):
         part = kinds == kind
         if part.any():
             out[f"false_tag_rate_{kind}"] = float(pred[part].any(axis=1).mean())
@@ -202,6 +202,8 @@ def evaluate_tagger(
         "languages": sorted(set(langs)),
         "tagger": summary(pred),
     }
+    if any(r.get("opposes") for r in rows):
+        result["opposing"] = _opposing(tagger, rows, pred, embeddings, narratives)
     if baseline:
         embedder = embedder or tagger.embedder
         anchors = embedder.encode([tagger.taxonomy.node(n).name for n in narratives])
@@ -213,6 +215,33 @@ def evaluate_tagger(
                 best_cut, best_f1 = float(cut), f1
         result["baseline"] = {"cutoff": best_cut, **summary(cosine >= best_cut)}
     return result
+
+
+def _opposing(
+    tagger: Any,
+    rows: list[dict[str, Any]],
+    pred: np.ndarray,
+    embeddings: np.ndarray,
+    narratives: list[str],
+) -> dict[str, Any]:
+    """On the posts that argue against a narrative (``opposes`` in the set): the share
+    tagged with any narrative, the share tagged with the one they oppose, and the recall
+    of ``opposes`` (None for a tagger that reports none)."""
+    where = [i for i, r in enumerate(rows) if r.get("opposes")]
+    column = {n: k for k, n in enumerate(narratives)}
+    same = [any(pred[i, column[n]] for n in rows[i]["opposes"]) for i in where]
+    texts = [rows[i]["text"] for i in where]
+    found = tagger.tag(texts, np.asarray(embeddings)[where])
+    recall = None
+    if all("opposes" in row for row in found):  # a tagger that reads stance reports it
+        reported = [{o["id"] for o in row["opposes"]} for row in found]
+        recall = float(np.mean([set(rows[i]["opposes"]) <= got for i, got in zip(where, reported)]))
+    return {
+        "posts": len(where),
+        "tagged": float(pred[where].any(axis=1).mean()),
+        "tagged_with_opposed": float(np.mean(same)),
+        "opposes_recall": recall,
+    }
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -257,9 +286,24 @@ def format_report(result: dict[str, Any]) -> str:
             "on the items written in every language: "
             + ", ".join(f"{k} {v:.3f}" for k, v in t["micro_f1_by_lang_parallel"].items())
         )
-    lines += [
+    false_tags = (
         f"false-tag rate: harmless {t.get('false_tag_rate_harmless', float('nan')):.3f}, "
-        f"near-miss news {t.get('false_tag_rate_near_miss', float('nan')):.3f}",
+        f"near-miss news {t.get('false_tag_rate_near_miss', float('nan')):.3f}"
+    )
+    opposing = result.get("opposing")
+    if opposing:
+        false_tags += (
+            f", opposing posts {opposing['tagged']:.3f} (with the narrative they oppose "
+            f"{opposing['tagged_with_opposed']:.3f})"
+        )
+    lines += [false_tags]
+    if opposing:
+        recall = opposing["opposes_recall"]
+        lines.append(
+            f"opposes recall on the {opposing['posts']} opposing posts: "
+            + ("- (this tagger reports no opposing stance)" if recall is None else f"{recall:.3f}")
+        )
+    lines += [
         "",
         f"{'narrative':<22} {'P':>6} {'R':>6} {'F1':>6} {'n':>4}",
     ]

@@ -202,3 +202,25 @@ def test_score_with_a_taxonomy_of_ones_own(embedder, tmp_path):
         from narratives.tagging.tagger import default_tagger
 
         score(SAMPLE, embedder=embedder, taxonomy=path, tagger=default_tagger(embedder))
+
+
+def test_evaluation_reports_the_posts_that_oppose_a_narrative(tagger, embedder):
+    """On v3's stance items the harness counts how often a critic of a narrative is
+    tagged with it, and says when the tagger reports no opposing stance."""
+    from importlib import resources
+
+    from narratives.evaluation.tagger import evaluate_tagger, format_report, load_eval_set
+
+    path = resources.files("narratives.evaluation") / "data" / "tagger-eval-v3.jsonl"
+    rows = [r for r in load_eval_set(str(path)) if r["id"].startswith("s-xinjiang-")]
+    assert len(rows) == 30
+    result = evaluate_tagger(tagger, rows, embedder.encode([r["text"] for r in rows]),
+                             baseline=False)  # fmt: skip
+    opposing = result["opposing"]
+    assert opposing["posts"] == 12
+    tagged = [r for r in rows if r.get("opposes")]
+    assert 0.0 <= opposing["tagged_with_opposed"] <= opposing["tagged"] <= 1.0
+    assert opposing["opposes_recall"] is None  # this tagger reads no stance yet
+    report = format_report(result)
+    assert "opposing posts" in report and "reports no opposing stance" in report
+    assert len(tagged) == opposing["posts"]
