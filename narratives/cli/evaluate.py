@@ -88,6 +88,13 @@ def eval_tagger(
     ] = None,
     taxonomy: Annotated[Path | None, typer.Option(help=TAXONOMY_HELP)] = None,
     baseline: Annotated[bool, typer.Option(help="Also run the naive cosine baseline.")] = True,
+    phrases: Annotated[
+        Path | None,
+        typer.Option(
+            help="Doublethink Lab's phrase list (the ccp-aligned-phrases-doublethink folder): "
+            "how many CCP-opposed and -aligned phrases get a tag."
+        ),
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here.")] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
@@ -98,7 +105,7 @@ def eval_tagger(
 
     setup_logging(verbose)
     try:
-        result = evaluate(tagger, data, taxonomy, baseline=baseline)
+        result = evaluate(tagger, data, taxonomy, baseline=baseline, phrases=phrases)
     except NarrativesError as exc:
         fail(str(exc))
     typer.echo(format_report(result))

@@ -142,11 +142,13 @@ def evaluate(
     data: str | Path | None = None,
     taxonomy: str | Path | None = None,
     baseline: bool = True,
+    phrases: str | Path | None = None,
 ) -> dict[str, Any]:
     """``narratives eval tagger``: a tagger (``"default"``: the zero-shot tagger of
     ``taxonomy``, a tagger folder, or a :class:`~narratives.NarrativeTagger`) measured on
     the labelled posts of ``data`` (default: the bundled evaluation set), with the default
-    model's embeddings, beside the naive baseline."""
+    model's embeddings, beside the naive baseline; with ``phrases`` (Doublethink Lab's
+    phrase list, see :func:`phrase_check`), the cross-check on it too."""
     from narratives.embedding.embedder import Embedder
     from narratives.tagging.tagger import NarrativeTagger
 
@@ -157,7 +159,57 @@ def evaluate(
     if tagger.embedder is None:
         tagger = tagger.with_embedder(embedder)
     embeddings = embedder.encode([r["text"] for r in rows])
-    return evaluate_tagger(tagger, rows, embeddings, baseline=baseline, embedder=embedder)
+    result = evaluate_tagger(tagger, rows, embeddings, baseline=baseline, embedder=embedder)
+    if phrases is not None:
+        result["phrases"] = phrase_check(tagger, phrases)
+    return result
+
+
+#: The languages of Doublethink Lab's phrase list, by its column names.
+PHRASE_LANGUAGES = {"English": "en", "French": "fr", "Spanish": "es", "Italian": "it",
+                    "Arabic": "ar"}  # fmt: skip
+
+
+def phrase_check(tagger: Any, path: str | Path) -> dict[str, Any]:
+    """A cross-check on text no one on the team wrote: Doublethink Lab's phrases that
+    signal alignment with CCP positions (label ``A``) or opposition to them (``O``), in
+    five languages (``ccp_alignment_phrases.csv``, see its SOURCE.md). Each phrase is
+    tagged as a post; an opposed phrase should get no tag. Never used to fit or tune.
+    Returns, per label, the phrases tagged and their count, overall and by language."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "ccp_alignment_phrases.csv"
+    if not path.is_file():
+        raise InputError(
+            f"phrase list not found: {str(path)!r}; give the ccp-aligned-phrases-doublethink "
+            "folder or its ccp_alignment_phrases.csv"
+        )
+    table = pd.read_csv(path)
+    table = table[(table["Type"] == "Phrase") & table["Label"].isin(["A", "O"])]
+    texts, labels, langs = [], [], []
+    for column, lang in PHRASE_LANGUAGES.items():
+        for label, text in zip(table["Label"], table[column]):
+            if isinstance(text, str) and text.strip():
+                texts.append(text.strip())
+                labels.append(label)
+                langs.append(lang)
+    tagged = np.array([bool(row["narratives"]) for row in tagger.tag(texts)])
+    labels_arr, langs_arr = np.array(labels), np.array(langs)
+    out: dict[str, Any] = {}
+    for label, name in (("O", "opposed"), ("A", "aligned")):
+        part = labels_arr == label
+        out[name] = {
+            "phrases": int(part.sum()),
+            "tagged": float(tagged[part].mean()) if part.any() else float("nan"),
+            "by_language": {
+                lang: float(tagged[part & (langs_arr == lang)].mean())
+                for lang in PHRASE_LANGUAGES.values()
+                if (part & (langs_arr == lang)).any()
+            },
+        }
+    return out
 
 
 def evaluate_tagger(
@@ -303,6 +355,13 @@ def format_report(result: dict[str, Any]) -> str:
             f"opposes recall on the {opposing['posts']} opposing posts: "
             + ("- (this tagger reports no opposing stance)" if recall is None else f"{recall:.3f}")
         )
+    if "phrases" in result:
+        p = result["phrases"]
+        lines.append(
+            "Doublethink Lab phrases (cross-check, never tuned on): tagged, opposed "
+            f"{p['opposed']['tagged']:.3f} of {p['opposed']['phrases']}, aligned "
+            f"{p['aligned']['tagged']:.3f} of {p['aligned']['phrases']}"
+        )
     lines += [
         "",
         f"{'narrative':<22} {'P':>6} {'R':>6} {'F1':>6} {'n':>4}",
@@ -314,4 +373,11 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["evaluate", "evaluate_tagger", "format_report", "load_eval_set", "summarize"]
+__all__ = [
+    "evaluate",
+    "evaluate_tagger",
+    "format_report",
+    "load_eval_set",
+    "phrase_check",
+    "summarize",
+]

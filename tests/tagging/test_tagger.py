@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from narratives.errors import ModelError
+from narratives.errors import InputError, ModelError
 from narratives.tagging.tagger import NarrativeTagger
 
 
@@ -224,3 +224,32 @@ def test_evaluation_reports_the_posts_that_oppose_a_narrative(tagger, embedder):
     report = format_report(result)
     assert "opposing posts" in report and "reports no opposing stance" in report
     assert len(tagged) == opposing["posts"]
+
+
+def test_phrase_cross_check_counts_tagged_phrases_by_label(tagger, tmp_path):
+    from narratives.evaluation.tagger import format_report, phrase_check
+
+    csv = tmp_path / "ccp_alignment_phrases.csv"
+    csv.write_text(
+        "Type,Phrase Type,Label,Topic,Parent,Label Explanation,"
+        "English,French,Spanish,Italian,Arabic\n"
+        "Phrase,N,O,Xinjiang,,,Uyghur genocide,génocide ouïghour,,,\n"
+        "Phrase,N,A,Xinjiang,,,vocational education and training centres,,,,\n"
+        "Phrase,N,R,Xinjiang,,,dropped phrase,,,,\n"
+        "Entity,,,Taiwan,,,Taiwan Affairs Office,,,,\n",
+        "utf-8",
+    )
+    result = phrase_check(tagger, tmp_path)  # the folder or the file
+    assert result["opposed"]["phrases"] == 2 and result["aligned"]["phrases"] == 1
+    assert set(result["opposed"]["by_language"]) == {"en", "fr"}
+    assert 0.0 <= result["opposed"]["tagged"] <= 1.0
+    shown = format_report({**_minimal_result(), "phrases": result})
+    assert "Doublethink Lab phrases" in shown and "of 2" in shown
+    with pytest.raises(InputError, match="phrase list not found"):
+        phrase_check(tagger, tmp_path / "absent")
+
+
+def _minimal_result() -> dict:
+    metrics = {"micro_f1": 1.0, "macro_f1": 1.0, "false_tag_rate": 0.0, "per_label": {},
+               "micro_f1_by_lang": {}}  # fmt: skip
+    return {"n_posts": 0, "n_with_narrative": 0, "languages": [], "tagger": metrics}
