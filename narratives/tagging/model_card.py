@@ -28,6 +28,26 @@ def model_card(tagger: Any) -> str:
         model_version=tagger.model.get("model_version"),
         how=_how(tagger),
         label_rows="\n".join(_label_rows(tagger)),
+        stance=_stance(tax),
+    )
+
+
+def _stance(taxonomy: Any) -> str:
+    """The warning every card carries while no tagger reads stance."""
+    if taxonomy.has_counter_stance:
+        return (
+            "**Stance is not checked.** The taxonomy describes the opposing stance of each "
+            "narrative (counter-exemplars), but this tagger does not read it: a post that "
+            "argues against a narrative (a critic, a journalist, a human-rights report) can "
+            "be tagged with it (the default tagger tags 59.7% of the opposing posts of the "
+            "evaluation set v3, 50.0% with the narrative they oppose). Read a tag as the "
+            "post's subject, not as proof that it pushes the narrative."
+        )
+    return (
+        "**Stance is not checked.** The taxonomy has no counter-exemplars (schema "
+        "`narratives-taxonomy/1`), so a post that argues against a narrative can be tagged "
+        "with it; `narratives taxonomy validate` says what to add. Read a tag as the post's "
+        "subject, not as proof that it pushes the narrative."
     )
 
 

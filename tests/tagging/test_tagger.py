@@ -253,3 +253,22 @@ def _minimal_result() -> dict:
     metrics = {"micro_f1": 1.0, "macro_f1": 1.0, "false_tag_rate": 0.0, "per_label": {},
                "micro_f1_by_lang": {}}  # fmt: skip
     return {"n_posts": 0, "n_with_narrative": 0, "languages": [], "tagger": metrics}
+
+
+def test_every_card_says_stance_is_not_checked(tagger):
+    """Until a tagger reads stance, its card says so; a schema-1 taxonomy's card says what
+    the taxonomy lacks."""
+    import copy
+
+    from narratives.tagging.taxonomy import read_document, taxonomy_from_document
+
+    assert "**Stance is not checked.**" in tagger.model_card()
+    assert "counter-exemplars), but this tagger does not read it" in tagger.model_card()
+    doc = copy.deepcopy(read_document(None))
+    doc["schema"] = "narratives-taxonomy/1"
+    for narrative in doc["narratives"]:
+        del narrative["counter_definition"], narrative["counter_exemplars"]
+    old = taxonomy_from_document(doc)
+    on_old = NarrativeTagger(old, tagger.head, tagger.thresholds, tagger.model, tagger.metrics,
+                             tagger.kind, tagger.gate)  # fmt: skip
+    assert "has no counter-exemplars (schema `narratives-taxonomy/1`)" in on_old.model_card()
