@@ -110,7 +110,7 @@ def summarize(
     parallel: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics of narrative-level predictions: micro and macro F1, the false-tag rate
-    (overall and on harmless, near-miss and opposing posts), micro F1 by language and the
+    (overall and on harmless and near-miss posts), micro F1 by language and the
     cross-lingual gap (non-English minus English); with ``parallel`` (a mask of the posts
     of items written in every language), the same gap and F1 by language on those."""
     out = _metrics(truth, pred, narratives)
@@ -130,7 +130,7 @@ def summarize(
         lang: _metrics(truth[langs == lang], pred[langs == lang], narratives)["micro_f1"]
         for lang in sorted(set(langs))
     }
-    for kind in ("harmless", "near_miss", "opposing"):
+    for kind in ("harmless", "near_miss"):
         part = kinds == kind
         if part.any():
             out[f"false_tag_rate_{kind}"] = float(pred[part].any(axis=1).mean())
