@@ -48,6 +48,19 @@ def sample_result(embedder):
     return score(SAMPLE, embedder=embedder, progress=False)
 
 
+def schema_1(document: dict) -> dict:
+    """A taxonomy document as a schema-1 file has it: no opposing stance anywhere."""
+    import copy
+
+    doc = copy.deepcopy(document)
+    doc["schema"] = "narratives-taxonomy/1"
+    for narrative in doc["narratives"]:
+        for entry in [narrative, *narrative["children"]]:
+            entry.pop("counter_definition", None)
+            entry.pop("counter_exemplars", None)
+    return doc
+
+
 def shared_file(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():

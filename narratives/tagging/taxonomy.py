@@ -260,6 +260,8 @@ def validate(data: Any) -> list[str]:
             seen.add(cid)
             for key in ("name", "definition"):
                 check_text(f"sub-narrative {cid!r}", child, key)
+            if "counter_definition" in child:
+                check_text(f"sub-narrative {cid!r}", child, "counter_definition")
             check_exemplars(f"sub-narrative {cid!r}", child.get("exemplars"))
     return problems
 

@@ -258,17 +258,13 @@ def _minimal_result() -> dict:
 def test_every_card_says_stance_is_not_checked(tagger):
     """Until a tagger reads stance, its card says so; a schema-1 taxonomy's card says what
     the taxonomy lacks."""
-    import copy
+    from conftest import schema_1
 
     from narratives.tagging.taxonomy import read_document, taxonomy_from_document
 
     assert "**Stance is not checked.**" in tagger.model_card()
     assert "counter-exemplars), but this tagger does not read it" in tagger.model_card()
-    doc = copy.deepcopy(read_document(None))
-    doc["schema"] = "narratives-taxonomy/1"
-    for narrative in doc["narratives"]:
-        del narrative["counter_definition"], narrative["counter_exemplars"]
-    old = taxonomy_from_document(doc)
+    old = taxonomy_from_document(schema_1(read_document(None)))
     on_old = NarrativeTagger(old, tagger.head, tagger.thresholds, tagger.model, tagger.metrics,
                              tagger.kind, tagger.gate)  # fmt: skip
     assert "has no counter-exemplars (schema `narratives-taxonomy/1`)" in on_old.model_card()

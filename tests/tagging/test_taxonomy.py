@@ -6,6 +6,7 @@ import copy
 import json
 
 import pytest
+from conftest import schema_1
 from typer.testing import CliRunner
 
 from narratives.cli import app
@@ -35,7 +36,7 @@ def test_default_taxonomy_is_valid_and_complete():
     assert validate(doc) == []
     tax = load_taxonomy()
     assert [n.id for n in tax.narratives] == STABLE_IDS
-    assert tax.version == "1.1.0" and len(tax.digest) == 64
+    assert tax.version == "1.2.0" and len(tax.digest) == 64
     assert tax.has_counter_stance
     for node in tax.nodes:
         assert node.definition.count(" ") >= 10, node.id  # a paragraph, not a label
@@ -52,6 +53,8 @@ def test_default_taxonomy_is_valid_and_complete():
         assert not {s for _, s in tax.counter_exemplars(narrative)} & {
             s for _, s in tax.exemplars(narrative)
         }
+        for child in tax.children(narrative.id):  # and of each sub-narrative
+            assert child.counter_definition and set(child.counter_exemplars) == langs
     assert {s["id"] for s in tax.sources} >= {"meta-2023-q2", "doublethink-2022"}
     assert len(tax.none.all_exemplars()) >= 40
 
@@ -87,7 +90,8 @@ def test_the_opposing_stance_is_checked_in_schema_2():
         del doc["narratives"][4]["counter_definition"]
 
     def no_counters(doc):
-        del doc["narratives"][5]["counter_exemplars"]
+        for entry in [doc["narratives"][5], *doc["narratives"][5]["children"]]:
+            entry.pop("counter_exemplars")
 
     def counters_not_lists(doc):
         doc["narratives"][6]["counter_exemplars"] = {"en": "one sentence"}
@@ -105,10 +109,7 @@ def test_the_opposing_stance_is_checked_in_schema_2():
 def test_a_schema_1_taxonomy_still_loads_and_says_what_it_lacks(tmp_path):
     from narratives.tagging.taxonomy import advice, check_file
 
-    doc = copy.deepcopy(read_document(None))
-    doc["schema"] = "narratives-taxonomy/1"
-    for narrative in doc["narratives"]:
-        del narrative["counter_definition"], narrative["counter_exemplars"]
+    doc = schema_1(read_document(None))
     old = tmp_path / "old.json"
     old.write_text(json.dumps(doc), "utf-8")
     problems, notes, tax = check_file(old)
