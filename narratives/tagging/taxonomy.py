@@ -9,10 +9,10 @@ a sub-narrative's id is its parent's id, a dot and its own name (``xinjiang.geno
 
 Schema 2 adds the opposing stance: every narrative has a ``counter_definition`` (what
 arguing against it means) and ``counter_exemplars`` (sentences that take the other side of
-the same subject, per language; a sub-narrative may have its own). A tagger built from
-them tags a post with a narrative only when it pushes it, and reports posts that argue
-against it. A schema-1 file still loads: its taggers cannot tell the two sides apart, and
-say so (:func:`advice`, the model card).
+the same subject, per language; a sub-narrative may have its own): what a tagger needs to
+tell a post that argues against a narrative from one that pushes it. No tagger reads them
+yet (the README's Stance section says how far that work is); the evaluation and the model
+cards do. A schema-1 file still loads, and :func:`advice` says what it lacks.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Taxonomy:
     @property
     def has_counter_stance(self) -> bool:
         """Every narrative has sentences of the opposing stance (its own or its
-        sub-narratives'): taggers built from it can tell pushing from opposing."""
+        sub-narratives'): what a tagger needs to learn to tell pushing from opposing."""
         return all(self.counter_exemplars(n) for n in self.narratives)
 
     def counter_exemplars(self, node: Node) -> list[tuple[str, str]]:
@@ -235,7 +235,7 @@ def validate(data: Any) -> list[str]:
                 )
         for entry in counters:
             if entry.get("counter_exemplars") is not None:
-                check_counter_exemplars(f"{where}", entry.get("counter_exemplars"))
+                check_counter_exemplars(where, entry.get("counter_exemplars"))
         for ref in narrative.get("sources", []):
             if ref not in source_ids:
                 problems.append(f"{where}: cites unknown source {ref!r}")
@@ -272,9 +272,9 @@ def advice(data: dict[str, Any]) -> list[str]:
     if data.get("kind") == "labels" or data.get("schema") == SCHEMA:
         return []
     return [
-        f"schema {data.get('schema')!r} has no opposing stance: taggers built from it tag "
-        "a post that argues against a narrative as if it pushed it, and report no "
-        f"'opposes'. To fix it, set 'schema' to {SCHEMA!r} and give every narrative a "
+        f"schema {data.get('schema')!r} has no opposing stance, which a tagger needs to tell "
+        "a post that argues against a narrative from one that pushes it. To add it, set "
+        f"'schema' to {SCHEMA!r} and give every narrative a "
         "'counter_definition' (what arguing against it means) and 'counter_exemplars' "
         "(sentences that take the other side of the same subject, per language: "
         f"{', '.join(REQUIRED_LANGUAGES)} at least)"
