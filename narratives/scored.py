@@ -225,6 +225,8 @@ class ScoredFolder:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.require(["posts.parquet"])
+        #: The columns of posts.parquet (read once: later commands never rewrite it).
+        self.post_columns: list[str] = pq.read_schema(self.path / "posts.parquet").names
 
     def require(self, names: Sequence[str] = OUTPUT_FILES) -> None:
         """Check that the folder holds the files ``names`` (all of a finished run's)."""
@@ -237,19 +239,16 @@ class ScoredFolder:
             )
             raise InputError(f"{str(self.path)!r} holds no {', '.join(missing)}; {fix}")
 
-    def post_columns(self) -> list[str]:
-        return pq.read_schema(self.path / "posts.parquet").names
-
     def posts(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """posts.parquet without its vector columns (or only ``columns``)."""
         if columns is None:
-            columns = [c for c in self.post_columns() if c not in VECTOR_COLUMNS]
+            columns = [c for c in self.post_columns if c not in VECTOR_COLUMNS]
         return pq.read_table(self.path / "posts.parquet", columns=list(columns)).to_pandas()
 
     def vectors(self, name: str = "embedding", rows: np.ndarray | None = None) -> np.ndarray:
         """The ``name`` vectors (float32, NaN for rejected posts) of every post, or of the
         sorted positions ``rows``, read a row group at a time."""
-        if name not in self.post_columns():
+        if name not in self.post_columns:
             raise InputError(f"posts.parquet in {str(self.path)!r} lacks {name}")
         parquet = pq.ParquetFile(self.path / "posts.parquet")
         out: list[np.ndarray] = []
@@ -297,7 +296,7 @@ def _vector_matrix(column: pa.Array, dim: int) -> np.ndarray:
 def load_scored(out_dir: str | Path) -> ScoreResult:
     """Read back what :meth:`ScoreResult.save` wrote."""
     folder = ScoredFolder(out_dir)
-    missing = set(VECTOR_COLUMNS) - set(folder.post_columns())
+    missing = set(VECTOR_COLUMNS) - set(folder.post_columns)
     if missing:
         raise InputError(
             f"posts.parquet in {str(folder.path)!r} lacks {', '.join(sorted(missing))}"

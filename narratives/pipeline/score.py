@@ -215,7 +215,7 @@ class _PostResults:
 
     def __init__(self, posts: pd.DataFrame, dim: int, vectors: str | Path | None) -> None:
         n = len(posts)
-        self.read = posts
+        self.input_posts = posts
         self.ok_idx = np.flatnonzero(posts["status"].to_numpy() == "ok")
         self.texts = posts["text"].to_numpy(dtype=object)[self.ok_idx].tolist()
         self.lang = np.full(n, None, dtype=object)
@@ -257,7 +257,7 @@ class _PostResults:
         top = np.nan_to_num(profiles, nan=-1.0).argmax(axis=1)
         topic_names = np.array(list(TOPICS), dtype=object)[top]
         topic_names[np.isnan(profiles[:, 0])] = None
-        return self.read.assign(
+        return self.input_posts.assign(
             warning=pd.array(self.warnings, dtype="string"),
             lang=pd.array(self.lang, dtype="string"),
             lang_score=self.lang_score,

@@ -174,7 +174,7 @@ def _read(
     scored: ScoredFolder,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     scored.require()
-    absent = [c for c in _POST_COLUMNS if c not in scored.post_columns()]
+    absent = [c for c in _POST_COLUMNS if c not in scored.post_columns]
     if absent:
         raise InputError(
             f"posts.parquet in {str(scored.path)!r} lacks {', '.join(absent)}; "
