@@ -15,6 +15,7 @@ import pandas as pd
 
 from narratives.errors import InputError
 from narratives.io.formats import Record
+from narratives.io.ids import IdIndex
 from narratives.io.times import parse_time, resolve_tz
 
 #: Output fields and the input names each one is found under when not mapped explicitly.
@@ -113,8 +114,8 @@ def posts_frame(
     """The posts table of ``records``, the first being record ``start_row`` of the source.
 
     Two working columns go with it: ``_explicit`` (the record gave its own post id, which
-    :func:`_mark_duplicates` then checks across the whole source) and ``_naive`` (its time
-    had no zone)."""
+    an :class:`~narratives.io.ids.IdIndex` then checks across the whole source) and
+    ``_naive`` (its time had no zone)."""
     tz = resolve_tz(tz_name)
     n = len(records)
     out: dict[str, list] = {
@@ -185,34 +186,13 @@ def posts_frame(
     return frame
 
 
-def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
-    """Reject every record whose own post id an earlier record already gave (the first
-    one stays); the reason leads its error."""
-    explicit = frame[frame["_explicit"].to_numpy(dtype=bool)]
-    repeated = explicit["post_id"].duplicated(keep="first")
-    if not repeated.any():
-        return frame
-    first = explicit.groupby("post_id", sort=False)["source_row"].transform("min")
-    error = frame["error"].astype(object).to_numpy().copy()
-    status = frame["status"].astype(object).to_numpy().copy()
-    for index in np.flatnonzero(repeated.to_numpy()):
-        row = explicit.index[index]
-        at = frame.index.get_loc(row)
-        post_id = explicit["post_id"].iloc[index]
-        reason = (
-            f"duplicate post_id {post_id!r} (first seen at source_row "
-            f"{first.iloc[index]}); give every post a unique id"
-        )
-        error[at] = reason if error[at] is None or pd.isna(error[at]) else f"{reason}; {error[at]}"
-        status[at] = "rejected"
-    return frame.assign(
-        error=pd.array(error, dtype="string"), status=pd.array(status, dtype="string")
-    )
-
-
 def finish(frame: pd.DataFrame, tz_name: str | None) -> tuple[pd.DataFrame, dict]:
-    """Duplicates marked and the working columns dropped: the table read_posts returns."""
-    frame = _mark_duplicates(frame)
+    """A whole source's table with duplicates marked and the working columns dropped
+    (what :func:`narratives.io.ray.ray_read_posts` gathers; ``read_posts`` does the same a
+    chunk at a time)."""
+    ids = IdIndex()
+    frame = ids.mark(frame)
+    ids.close()
     info = {
         "naive_times": int(frame["_naive"].sum()),
         "time_zone_for_naive_times": str(resolve_tz(tz_name)),

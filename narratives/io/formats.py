@@ -12,11 +12,12 @@ import gzip
 import io
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TextIO, cast
 
 from narratives.errors import InputError
 
@@ -118,6 +119,63 @@ def detect_encoding(sample: bytes) -> str:
     return common or (best.encoding if best else matches[0].encoding)
 
 
+#: Bytes read at a time when a file is streamed.
+BLOCK_BYTES = 1 << 20
+_BAD = re.compile("[\udc80-\udcff]")
+
+
+@contextlib.contextmanager
+def open_binary(path: Path) -> Iterator[BinaryIO]:
+    """A file's bytes as a stream, gunzipped when it ends in ``.gz``."""
+    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
+        yield cast(BinaryIO, f)
+
+
+@contextlib.contextmanager
+def open_text(path: Path, encoding: str, newline: str) -> Iterator[TextIO]:
+    """A file's text as a stream in ``encoding``; undecodable bytes survive as surrogate
+    escapes, as :func:`decode` keeps them."""
+    with open_binary(path) as raw:
+        text = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline=newline)
+        try:
+            yield text
+        finally:
+            text.detach()
+
+
+def text_encoding(path: Path, encoding: str | None) -> str:
+    """The encoding :func:`decode` would choose for the whole file, found reading it a
+    block at a time (a given ``encoding`` is checked and kept)."""
+    if encoding:
+        check_encoding(encoding)
+        return encoding
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+    bad = good = 0
+    sample = b""
+    with open_binary(path) as f:
+        block = f.read(BLOCK_BYTES)
+        if block.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"
+        if block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        while True:
+            if len(sample) < BLOCK_BYTES:
+                sample += block[: BLOCK_BYTES - len(sample)]
+            text = decoder.decode(block, final=not block)
+            found = len(_BAD.findall(text))
+            # non-ASCII characters that did decode: all of them, less the ASCII, less the bad
+            good += len(text) - len(text.encode("ascii", "ignore")) - found
+            bad += found
+            if not block:
+                break
+            block = f.read(BLOCK_BYTES)
+    if bad == 0 or good >= bad:  # a few broken bytes in UTF-8: reject those rows
+        return "utf-8"
+    detected = detect_encoding(sample)
+    logger.info("detected encoding %s", detected)
+    return detected
+
+
 def _bad_bytes_error(encoding: str) -> str:
     return (
         f"invalid {encoding.upper()} bytes in this record; re-save the file as UTF-8 "
@@ -125,10 +183,21 @@ def _bad_bytes_error(encoding: str) -> str:
     )
 
 
-def read_jsonl(path: Path, encoding: str | None) -> tuple[list[Record], list[str], dict]:
-    text, used = decode(open_bytes(path), encoding)
-    records, columns, blank = jsonl_records(text, used)
-    return records, list(columns), {"encoding": used, "blank_lines_skipped": blank}
+def jsonl_record(raw: str, line_no: int, used: str) -> Record | None:
+    """The record of line ``line_no`` of a JSONL file (``raw``, without its ``\\n``) read
+    as ``used``; None for a blank line."""
+    line = raw[:-1] if raw.endswith("\r") else raw
+    if not line.strip():
+        return None
+    if _has_bad_bytes(line):
+        return Record(None, f"line {line_no}: " + _bad_bytes_error(used))
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return Record(None, f"line {line_no} is not valid JSON: {exc.msg}")
+    if not isinstance(value, dict):
+        return Record(None, f"line {line_no} is a JSON {type(value).__name__}, not an object")
+    return Record(value)
 
 
 def jsonl_records(
@@ -145,24 +214,13 @@ def jsonl_records(
     if lines and lines[-1] == "":
         lines.pop()
     for line_no, raw in enumerate(lines, start=first_line):
-        line = raw[:-1] if raw.endswith("\r") else raw
-        if not line.strip():
+        record = jsonl_record(raw, line_no, used)
+        if record is None:
             blank += 1
             continue
-        if _has_bad_bytes(line):
-            records.append(Record(None, f"line {line_no}: " + _bad_bytes_error(used)))
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            records.append(Record(None, f"line {line_no} is not valid JSON: {exc.msg}"))
-            continue
-        if not isinstance(value, dict):
-            kind = type(value).__name__
-            records.append(Record(None, f"line {line_no} is a JSON {kind}, not an object"))
-            continue
-        columns.update(dict.fromkeys(value))
-        records.append(Record(value))
+        if record.values is not None:
+            columns.update(dict.fromkeys(record.values))
+        records.append(record)
     return records, columns, blank
 
 
@@ -179,48 +237,132 @@ def _csv_field_limit() -> Iterator[None]:
 def read_csv(
     path: Path, encoding: str | None, delimiter: str | None
 ) -> tuple[list[Record], list[str], dict]:
-    text, used = decode(open_bytes(path), encoding)
-    if delimiter is None:
-        delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
-    records: list[Record] = []
-    with _csv_field_limit():
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
-        try:
-            header = next(reader)
-        except StopIteration:
-            return [], [], {"encoding": used, "blank_lines_skipped": 0}
-        header = [h.strip() for h in header]
-        blank = 0
-        line = reader.line_num
-        for row in reader:
-            first_line, line = line + 1, reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
+    """A whole CSV/TSV file's records, columns and notes (what a Ray task reads)."""
+    source = CsvSource(path, encoding, delimiter)
+    records = list(source.records())
+    return records, source.columns, source.info
+
+
+class Source:
+    """An input read a record at a time: its columns (known before the records), the
+    number of records when known up front, and what reading it noted (complete once
+    :meth:`records` is exhausted)."""
+
+    columns: list[str]
+    n_records: int | None = None
+    info: dict[str, Any]
+
+    def records(self) -> Iterator[Record]:
+        raise NotImplementedError
+
+
+class JsonlSource(Source):
+    """A JSONL file (gzipped or not). The constructor reads it once for its encoding
+    (decided as :func:`decode` decides for the whole file), its keys and its records."""
+
+    def __init__(self, path: Path, encoding: str | None) -> None:
+        self.path = path
+        self.used = text_encoding(path, encoding)
+        keys: dict[str, None] = {}
+        n = blank = 0
+        for record in self._records():
+            if record is None:
                 blank += 1
                 continue
-            where = f"line {first_line}" if first_line == line else f"lines {first_line}-{line}"
-            if any(_has_bad_bytes(cell) for cell in row):
-                records.append(Record(None, f"{where}: " + _bad_bytes_error(used)))
-            elif len(row) != len(header):
-                records.append(
-                    Record(
+            n += 1
+            if record.values is not None:
+                keys.update(dict.fromkeys(record.values))
+        self.columns, self.n_records = list(keys), n
+        self.info = {"encoding": self.used, "blank_lines_skipped": blank}
+
+    def _records(self) -> Iterator[Record | None]:
+        with open_text(self.path, self.used, newline="\n") as f:
+            for line_no, raw in enumerate(f, start=1):
+                yield jsonl_record(raw[:-1] if raw.endswith("\n") else raw, line_no, self.used)
+
+    def records(self) -> Iterator[Record]:
+        return (record for record in self._records() if record is not None)
+
+
+class CsvSource(Source):
+    """A CSV or TSV file (gzipped or not): its encoding found by one pass over its bytes,
+    its header, then its records (a quoted field may hold newlines)."""
+
+    def __init__(self, path: Path, encoding: str | None, delimiter: str | None) -> None:
+        self.path = path
+        self.used = text_encoding(path, encoding)
+        if delimiter is None:
+            delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+        self.delimiter = delimiter
+        with _csv_field_limit(), open_text(path, self.used, newline="") as f:
+            header = next(csv.reader(f, delimiter=delimiter, strict=False), None)
+        self.header = None if header is None else [h.strip() for h in header]
+        self.columns = self.header or []
+        self.info = {"encoding": self.used, "blank_lines_skipped": 0}
+
+    def records(self) -> Iterator[Record]:
+        if self.header is None:
+            return
+        header, used = self.header, self.used
+        blank = 0
+        with _csv_field_limit(), open_text(self.path, used, newline="") as f:
+            reader = csv.reader(f, delimiter=self.delimiter, strict=False)
+            next(reader)
+            line = reader.line_num
+            for row in reader:
+                first_line, line = line + 1, reader.line_num
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    blank += 1
+                    self.info["blank_lines_skipped"] = blank
+                    continue
+                where = f"line {first_line}" if first_line == line else f"lines {first_line}-{line}"
+                if any(_has_bad_bytes(cell) for cell in row):
+                    yield Record(None, f"{where}: " + _bad_bytes_error(used))
+                elif len(row) != len(header):
+                    yield Record(
                         None,
                         f"{where} has {len(row)} fields but the header has {len(header)}; "
                         "check its quoting, or pass --delimiter",
                     )
-                )
-            else:
-                records.append(Record(dict(zip(header, row))))
-    return records, header, {"encoding": used, "blank_lines_skipped": blank}
+                else:
+                    yield Record(dict(zip(header, row)))
 
 
-def read_parquet(path: Path) -> tuple[list[Record], list[str], dict]:
-    import pyarrow.parquet as pq
+class ParquetSource(Source):
+    """A Parquet file, read ``batch_rows`` rows at a time."""
 
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for a bad file
-        raise InputError(f"cannot read {path.name!r} as Parquet: {exc}") from exc
-    return [Record(row) for row in table.to_pylist()], table.column_names, {}
+    def __init__(self, path: Path, batch_rows: int = 8192) -> None:
+        import pyarrow.parquet as pq
+
+        self.path, self.batch_rows = path, batch_rows
+        try:
+            self._file = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises several types for a bad file
+            raise InputError(f"cannot read {path.name!r} as Parquet: {exc}") from exc
+        self.columns = list(self._file.schema_arrow.names)
+        self.n_records = self._file.metadata.num_rows
+        self.info = {}
+
+    def records(self) -> Iterator[Record]:
+        batches = self._file.iter_batches(batch_size=self.batch_rows)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as exc:  # a damaged row group
+                raise InputError(f"cannot read {self.path.name!r} as Parquet: {exc}") from exc
+            yield from (Record(row) for row in batch.to_pylist())
+
+
+class MemorySource(Source):
+    """Records already in memory (a DataFrame, a dataset, a list of dicts)."""
+
+    def __init__(self, records: Any, columns: list[str], n: int, info: dict) -> None:
+        self._records, self.columns, self.n_records, self.info = records, columns, n, info
+
+    def records(self) -> Iterator[Record]:
+        return iter(self._records)
 
 
 def from_dataset(dataset: Any, split: str | None) -> tuple[list[Record], list[str], dict]:
@@ -261,17 +403,24 @@ __all__ = [
     "CSV_SUFFIXES",
     "JSONL_SUFFIXES",
     "PARQUET_SUFFIXES",
+    "CsvSource",
+    "JsonlSource",
+    "MemorySource",
+    "ParquetSource",
     "Record",
+    "Source",
     "check_encoding",
     "decode",
     "detect_encoding",
     "format_of",
     "from_dataset",
+    "jsonl_record",
     "jsonl_records",
     "load_dataset_dir",
+    "open_binary",
     "open_bytes",
+    "open_text",
     "read_csv",
-    "read_jsonl",
-    "read_parquet",
+    "text_encoding",
     "utf8_fit",
 ]

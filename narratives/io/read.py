@@ -11,8 +11,9 @@ read with a message that lists the columns present and the flag to pass.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,19 @@ from typing import Any
 import pandas as pd
 
 from narratives.errors import InputError
-from narratives.io.columns import FLAGS, ColumnMapping, finish, posts_frame, resolve_columns
+from narratives.io.columns import FLAGS, ColumnMapping, posts_frame, resolve_columns
 from narratives.io.formats import (
+    CsvSource,
+    JsonlSource,
+    MemorySource,
+    ParquetSource,
     Record,
+    Source,
     format_of,
     from_dataset,
     load_dataset_dir,
-    read_csv,
-    read_jsonl,
-    read_parquet,
 )
+from narratives.io.ids import IdIndex
 from narratives.io.times import UTC, resolve_tz
 
 logger = logging.getLogger(__name__)
@@ -41,6 +45,66 @@ class ReadResult:
 
     posts: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
+
+
+class PostReader:
+    """A source of posts read a chunk at a time, each chunk a normalised table (the rows
+    :func:`read_posts` gives, in the same order), so that a dump need not fit in memory.
+
+    The constructor opens the source and resolves its columns: a text file is read once
+    for its encoding (and a JSONL file for its keys); a required column that is missing
+    stops here, before any work. Repeated post ids are found across chunks by an
+    :class:`~narratives.io.ids.IdIndex` (kept in the SQLite file ``ids_path``, or in
+    memory). :attr:`info` is complete once :meth:`chunks` is exhausted."""
+
+    def __init__(
+        self,
+        source: str | Path | Any,
+        columns: ColumnMapping | Mapping[str, str] | None = None,
+        *,
+        encoding: str | None = None,
+        tz: str | None = None,
+        delimiter: str | None = None,
+        split: str | None = None,
+        name: str | None = None,
+        ids_path: str | Path | None = None,
+    ) -> None:
+        mapping = ColumnMapping.from_any(columns)
+        resolve_tz(tz)  # fail on a bad zone before reading anything
+        self.tz, self.ids_path = tz, ids_path
+        self.source, self.source_name, self.info = _open(source, encoding, delimiter, split, name)
+        self.n_records = self.source.n_records
+        self.columns = resolve_columns(self.source.columns, mapping)
+        for name_, col in self.columns.items():
+            if col is None and name_ != "text":
+                logger.info("no %s column; pass %s to use one", name_, FLAGS[name_])
+
+    def chunks(self, size: int) -> Iterator[pd.DataFrame]:
+        """The posts table, ``size`` records at a time (at least one table, maybe empty)."""
+        ids = IdIndex(self.ids_path)
+        naive = 0
+        start = 0
+        try:
+            records = self.source.records()
+            while True:
+                batch = list(itertools.islice(records, size))
+                if not batch and start:
+                    break
+                frame = ids.mark(posts_frame(batch, self.columns, self.source_name, self.tz, start))
+                naive += int(frame["_naive"].sum())
+                start += len(batch)
+                yield frame.drop(columns=["_explicit", "_naive"])
+                if not batch:
+                    break
+        finally:
+            ids.close()
+        self.info.update(self.source.info)
+        self.info.update(
+            columns=self.columns,
+            available_columns=list(self.source.columns),
+            naive_times=naive,
+            time_zone_for_naive_times=str(resolve_tz(self.tz)),
+        )
 
 
 def read_posts(
@@ -59,35 +123,55 @@ def read_posts(
     ``datasets.save_to_disk`` directory), a ``datasets.Dataset``/``DatasetDict``, a
     ``pandas.DataFrame``, or a list of dicts. ``columns`` maps ``post_id``,
     ``page_id``, ``text`` and ``created_at`` to input column names; ``tz`` is the zone
-    of naive times (an IANA name, UTC by default).
+    of naive times (an IANA name, UTC by default). :class:`PostReader` reads the same
+    table a chunk at a time.
     """
-    mapping = ColumnMapping.from_any(columns)
-    resolve_tz(tz)  # fail on a bad zone before reading anything
-    info: dict[str, Any] = {}
+    reader = PostReader(
+        source, columns, encoding=encoding, tz=tz, delimiter=delimiter, split=split, name=name
+    )
+    frames = list(reader.chunks(_READ_ROWS))
+    posts = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return ReadResult(posts, reader.info)
+
+
+#: Records normalised at a time by read_posts.
+_READ_ROWS = 65_536
+
+
+def _open(
+    source: Any, encoding: str | None, delimiter: str | None, split: str | None, name: str | None
+) -> tuple[Source, str, dict[str, Any]]:
+    """The records of ``source``, the name its generated post ids start with, and what
+    its format notes in run.json."""
     if isinstance(source, str | Path):
         path = Path(source)
         if not path.exists():
             raise InputError(f"input {str(path)!r} does not exist")
         fmt = format_of(path)
+        opened: Source
         if fmt == "jsonl":
-            records, found, extra = read_jsonl(path, encoding)
+            opened = JsonlSource(path, encoding)
         elif fmt == "csv":
-            records, found, extra = read_csv(path, encoding, delimiter)
+            opened = CsvSource(path, encoding, delimiter)
         elif fmt == "parquet":
-            records, found, extra = read_parquet(path)
+            opened = ParquetSource(path)
         else:
             records, found, extra = load_dataset_dir(path, split)
-        source_name = name or path.name
-        info.update(source=str(path), format=fmt, **extra)
-    elif isinstance(source, pd.DataFrame):
+            opened = MemorySource(records, found, len(records), extra)
+        return opened, name or path.name, {"source": str(path), "format": fmt}
+    if isinstance(source, pd.DataFrame):
         found = [str(c) for c in source.columns]
-        records = [Record(dict(zip(found, row))) for row in source.itertuples(index=False)]
-        source_name, info["format"] = name or "dataframe", "dataframe"
-    elif hasattr(source, "column_names") or hasattr(source, "keys"):
+        records = (Record(dict(zip(found, row))) for row in source.itertuples(index=False))
+        opened = MemorySource(records, found, len(source), {})
+        return opened, name or "dataframe", {"format": "dataframe"}
+    if hasattr(source, "column_names") or hasattr(source, "keys"):
         records, found, extra = from_dataset(source, split)
-        source_name = name or "dataset"
-        info.update(format="datasets", **extra)
-    elif isinstance(source, Sequence):
+        return (
+            MemorySource(records, found, len(records), extra),
+            name or "dataset",
+            {"format": "datasets"},
+        )
+    if isinstance(source, Sequence):
         records = []
         seen: dict[str, None] = {}
         for i, item in enumerate(source):
@@ -96,19 +180,12 @@ def read_posts(
                 records.append(Record(dict(item)))
             else:
                 records.append(Record(None, f"record {i} is a {type(item).__name__}, not a dict"))
-        found, source_name, info["format"] = list(seen), name or "records", "records"
-    else:
-        raise InputError(
-            f"cannot read posts from a {type(source).__name__}; pass a path, a DataFrame, "
-            "a datasets.Dataset or a list of dicts"
-        )
-    resolved = resolve_columns(found, mapping)
-    frame, time_info = finish(posts_frame(records, resolved, source_name, tz), tz)
-    info.update(columns=resolved, available_columns=list(found), **time_info)
-    for name_, col in resolved.items():
-        if col is None and name_ != "text":
-            logger.info("no %s column; pass %s to use one", name_, FLAGS[name_])
-    return ReadResult(frame, info)
+        opened = MemorySource(records, list(seen), len(records), {})
+        return opened, name or "records", {"format": "records"}
+    raise InputError(
+        f"cannot read posts from a {type(source).__name__}; pass a path, a DataFrame, "
+        "a datasets.Dataset or a list of dicts"
+    )
 
 
-__all__ = ["UTC", "ReadResult", "read_posts"]
+__all__ = ["UTC", "PostReader", "ReadResult", "read_posts"]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from narratives import InputError, read_posts
+from narratives.io.read import PostReader
 
 GOOD = [
     {"post_id": "a", "page_id": "p1", "text": "hello world", "created_at": "2022-01-21T10:31:00Z"},
@@ -244,3 +245,35 @@ def test_fb_state_media_counts():
     assert (posts["status"] == "ok").sum() == 6336  # as SOURCE.md counts: text and a time
     rejected = posts[posts["status"] == "rejected"]
     assert rejected["error"].str.contains("missing text|missing time").all()
+
+
+@pytest.mark.parametrize("size", [1, 7, 64])
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_read_a_chunk_at_a_time_gives_the_whole_read(tmp_path, size, suffix):
+    # ids repeated within a chunk and across chunks, a bad line, a missing text, naive times
+    rows = [
+        {
+            "post_id": f"id{i % 13}" if i % 4 else f"own{i}",
+            "page_id": f"p{i % 3}",
+            "text": "" if i == 9 else f"post {i}\nsecond line",
+            "created_at": f"2022-01-{1 + i % 28:02d}T10:00:00",
+        }
+        for i in range(40)
+    ]
+    path = tmp_path / f"p{suffix}"
+    if suffix == ".jsonl":
+        write_jsonl(path, rows)
+        path.write_text(path.read_text("utf-8") + "{broken\n", "utf-8")
+    elif suffix == ".csv":
+        pd.DataFrame(rows).to_csv(path, index=False)
+    else:
+        pd.DataFrame(rows).to_parquet(path)
+    whole = read_posts(path)
+    reader = PostReader(path, ids_path=tmp_path / "ids.sqlite")
+    chunks = list(reader.chunks(size))
+    assert all(len(c) <= size for c in chunks)
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole.posts)
+    assert reader.info == whole.info
+    assert not (tmp_path / "ids.sqlite").exists()  # the index goes with the read
+    repeated = whole.posts["error"].str.startswith("duplicate post_id 'id1' (first seen at")
+    assert repeated.sum() == len([r for r in rows if r["post_id"] == "id1"]) - 1
