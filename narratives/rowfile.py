@@ -78,6 +78,12 @@ class RowFile:
         for row, value in zip(rows.tolist(), values):
             os.pwrite(self._fd, value.tobytes(), row * self._row_bytes)
 
+    def append(self, values: np.ndarray) -> None:
+        """Add rows after the last (a matrix that grows as a run's chunks come)."""
+        values = np.ascontiguousarray(values, dtype=self.dtype).reshape(-1, self.shape[1])
+        os.pwrite(self._fd, values.tobytes(), self.shape[0] * self._row_bytes)
+        self.shape = (self.shape[0] + len(values), self.shape[1])
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         """All rows in memory (what code that needs a real array gets)."""
         whole = self[:]

@@ -125,40 +125,92 @@ class ScoreResult:
         """Write posts/pivots/pages Parquet files and run.json into ``out_dir``."""
         out = prepare_output_dir(out_dir, force=force)
         with atomic_path(out / "posts.parquet") as tmp:
-            writer: pq.ParquetWriter | None = None
+            dims = (self.embeddings.shape[1], self.topic_profiles.shape[1])
+            writer = PostsWriter(tmp, dims)
             # in slices of rows: the vectors are converted a slice at a time, not copied whole
-            for start in range(0, max(len(self.posts), 1), _SAVE_ROWS):
+            for start in range(0, len(self.posts), _SAVE_ROWS):
                 rows = slice(start, start + _SAVE_ROWS)
-                table = self._posts_table(rows)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-            assert writer is not None
+                writer.write(
+                    self.posts.iloc[rows], self.embeddings[rows], self.topic_profiles[rows]
+                )
             writer.close()
         self.save_pivots(out)
         return out
 
-    def _posts_table(self, rows: slice) -> pa.Table:
-        posts = self.posts.iloc[rows]
-        table = to_table(posts, schema.POSTS)
-        missing = pa.array(posts["status"].to_numpy() != "ok")
-        for name, values in zip(VECTOR_COLUMNS, (self.embeddings[rows], self.topic_profiles[rows])):
-            dim = values.shape[1]
-            flat = pa.array(np.nan_to_num(values).reshape(-1), type=pa.float32())
-            column = pa.FixedSizeListArray.from_arrays(flat, dim, mask=missing)
-            table = table.append_column(pa.field(name, schema.vector_type(dim)), column)
-        return table
-
     def save_pivots(self, out: Path) -> None:
         """Write pivots.parquet, pages.parquet and run.json (the parts pivots re-runs change).
         Each file appears whole or not at all; run.json comes last."""
-        write_table(to_table(self.pivots, schema.PIVOTS), out / "pivots.parquet")
-        pages = to_table(self.pages, schema.PAGES)
-        if (out / "pages.parquet").exists():
-            pages = _with_added_columns(pages, pq.read_table(out / "pages.parquet"))
-        write_table(pages, out / "pages.parquet")
-        with atomic_path(out / "run.json") as tmp:
-            tmp.write_text(json.dumps(self.run, indent=2, default=str) + "\n")
+        save_tables(out, self.pivots, self.pages, self.run)
+
+
+def save_tables(out: Path, pivots: pd.DataFrame, pages: pd.DataFrame, run: dict) -> None:
+    """Write pivots.parquet, pages.parquet (keeping the columns later steps added to it)
+    and run.json into ``out``, each whole or not at all, run.json last."""
+    write_table(to_table(pivots, schema.PIVOTS), out / "pivots.parquet")
+    table = to_table(pages, schema.PAGES)
+    if (out / "pages.parquet").exists():
+        table = _with_added_columns(table, pq.read_table(out / "pages.parquet"))
+    write_table(table, out / "pages.parquet")
+    with atomic_path(out / "run.json") as tmp:
+        tmp.write_text(json.dumps(run, indent=2, default=str) + "\n")
+
+
+class PostsWriter:
+    """posts.parquet written as its rows come, in row groups of ``_SAVE_ROWS`` rows (the
+    same file whether the rows come at once or a few at a time), so that a run's posts
+    never need to be in memory together. ``dims``: the sizes of the embedding and the
+    topic profile."""
+
+    def __init__(self, path: str | Path, dims: tuple[int, int]) -> None:
+        self.path, self.dims = Path(path), dims
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+
+    def write(self, posts: pd.DataFrame, embeddings: np.ndarray, profiles: np.ndarray) -> None:
+        """Append ``posts`` (posts.parquet's columns) with their vectors (NaN rows where a
+        post was rejected)."""
+        if len(posts) == 0:
+            return
+        self._pending.append(posts_table(posts, embeddings, profiles))
+        self._pending_rows += len(posts)
+        self.rows += len(posts)
+        while self._pending_rows >= _SAVE_ROWS:
+            self._flush(_SAVE_ROWS)
+
+    def _flush(self, n: int) -> None:
+        table = pa.concat_tables(self._pending).combine_chunks()
+        head, rest = table.slice(0, n), table.slice(n)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, head.schema)
+        self._writer.write_table(head)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def close(self) -> None:
+        """Write the last rows (one empty row group when there were none) and close."""
+        if self._pending_rows or self._writer is None:
+            if not self._pending:
+                empty = schema.POSTS.empty_table().to_pandas()
+                self._pending = [
+                    posts_table(empty, *(np.zeros((0, d), np.float32) for d in self.dims))
+                ]
+            self._flush(self._pending_rows)
+        assert self._writer is not None
+        self._writer.close()
+
+
+def posts_table(posts: pd.DataFrame, embeddings: np.ndarray, profiles: np.ndarray) -> pa.Table:
+    """Rows of posts.parquet: ``posts``' columns of the schema, then the vectors."""
+    table = to_table(posts, schema.POSTS)
+    missing = pa.array(posts["status"].to_numpy() != "ok", type=pa.bool_())
+    for name, values in zip(VECTOR_COLUMNS, (embeddings, profiles)):
+        dim = values.shape[1]
+        flat = pa.array(np.nan_to_num(values).reshape(-1), type=pa.float32())
+        column = pa.FixedSizeListArray.from_arrays(flat, dim, mask=missing)
+        table = table.append_column(pa.field(name, schema.vector_type(dim)), column)
+    return table
 
 
 def write_table(table: pa.Table, path: Path) -> None:
@@ -245,6 +297,13 @@ class ScoredFolder:
             columns = [c for c in self.post_columns if c not in VECTOR_COLUMNS]
         return pq.read_table(self.path / "posts.parquet", columns=list(columns)).to_pandas()
 
+    def rejected_errors(self) -> pd.Series:
+        """The error of each rejected post (only theirs are read)."""
+        table = pq.read_table(
+            self.path / "posts.parquet", columns=["error"], filters=[("status", "=", "rejected")]
+        )
+        return table.column("error").to_pandas()
+
     def vectors(self, name: str = "embedding", rows: np.ndarray | None = None) -> np.ndarray:
         """The ``name`` vectors (float32, NaN for rejected posts) of every post, or of the
         sorted positions ``rows``, read a row group at a time."""
@@ -314,12 +373,14 @@ def load_scored(out_dir: str | Path) -> ScoreResult:
 __all__ = [
     "OUTPUT_FILES",
     "PARTIAL",
+    "PostsWriter",
     "ScoreResult",
     "ScoredFolder",
     "atomic_path",
     "load_scored",
     "narrative_mix",
     "prepare_output_dir",
+    "save_tables",
     "timed_rows",
     "to_table",
     "usable",

@@ -16,6 +16,7 @@ from narratives.cli.app import (
     setup_logging,
 )
 from narratives.errors import NarrativesError
+from narratives.scored import ScoredFolder
 
 
 @app.command()
@@ -82,7 +83,7 @@ def score(
     --report, narratives report runs after it."""
     from narratives.embedding.embedder import BACKENDS
     from narratives.pipeline.engines import ENGINES
-    from narratives.pipeline.score import score as run_score
+    from narratives.pipeline.score import score_into
 
     setup_logging(verbose)
     if not input.exists():
@@ -93,8 +94,9 @@ def score(
         fail(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     flags = {"post_id": id_col, "page_id": page_col, "text": text_col, "created_at": time_col}
     try:
-        result = run_score(
+        run = score_into(
             input,
+            output,
             {k: v for k, v in flags.items() if v is not None},
             model=model,
             encoding=encoding,
@@ -111,7 +113,6 @@ def score(
             engine=engine,
             address=address,
             concurrency=concurrency,
-            output=output,
             force=force,
             resume=resume,
         )
@@ -122,7 +123,7 @@ def score(
     except NarrativesError as exc:
         fail(str(exc))
     out = output
-    counts = result.run["counts"]
+    counts = run["counts"]
     typer.echo(
         f"read {counts['read']}  ok {counts['ok']}  rejected {counts['rejected']}  "
         f"warned {counts['warned']}  pages {counts['pages']}"
@@ -130,13 +131,12 @@ def score(
     if counts["rejected"]:
         from narratives.report.build import rejection_reasons
 
-        reasons = result.posts.loc[result.posts["status"] == "rejected", "error"]
+        reasons = ScoredFolder(out).rejected_errors()
         for reason, n in rejection_reasons(reasons, top=5).items():
             typer.echo(f"  rejected {n:>7}: {reason}")
-    tagged = result.posts["top_narrative"].notna().sum()
-    typer.echo(f"posts with a narrative {tagged}")
-    typer.echo(f"pivots {len(result.pivots)} (narratives pivots {out} lists them)")
+    typer.echo(f"posts with a narrative {counts['tagged']}")
+    typer.echo(f"pivots {counts['pivots']} (narratives pivots {out} lists them)")
     typer.echo(f"outputs in {out}/ (posts.parquet, pivots.parquet, pages.parquet, run.json)")
     if report:
         typer.echo(f"report {page}")
-    exit_on_page_errors(result.run.get("page_errors"))
+    exit_on_page_errors(run.get("page_errors"))

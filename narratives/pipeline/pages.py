@@ -67,24 +67,73 @@ def page_errors(pages: pd.DataFrame, listed: int = 20) -> dict[str, Any]:
     return out
 
 
-def detect_pivots(result: ScoreResult, config: PivotConfig | None = None) -> ScoreResult:
-    """Run pivot detection on scored posts (no re-embedding) and refresh pivots and pages."""
-    started = time.perf_counter()
-    detector = PivotDetector(config).fit(result.posts, result.topic_profiles, result.embeddings)
-    pages = page_table(result.posts, detector.pivots_, detector.page_status_)
-    run = dict(result.run)
-    run["pivots"] = {**detector.summary(), "seconds": round(time.perf_counter() - started, 3)}
+def pages_and_pivots(
+    posts: pd.DataFrame,
+    profiles: np.ndarray,
+    embeddings: Any,
+    config: PivotConfig | None = None,
+    *,
+    n_jobs: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Pivots, the page table and the detector's summary of ``posts``, which hold every
+    scored post of their pages (all of a run's, or one part of them)."""
+    detector = PivotDetector(config, n_jobs=n_jobs).fit(posts, profiles, embeddings)
+    pages = page_table(posts, detector.pivots_, detector.page_status_)
+    return detector.pivots_, pages, detector.summary()
+
+
+def merge_parts(
+    parts: list[tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]],
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """:func:`pages_and_pivots` of parts that each hold whole pages, as one run's: pivots
+    and pages in page id order (a page's pivots in time order), the summaries added up."""
+    if len(parts) == 1:
+        return parts[0]
+    pivots = [p for p, _, _ in parts if len(p)]
+    pages = [p for _, p, _ in parts if len(p)]
+    merged = [
+        pd.concat(frames, ignore_index=True)
+        .sort_values("page_id", kind="stable")
+        .reset_index(drop=True)
+        if frames
+        else empty
+        for frames, empty in ((pivots, parts[0][0]), (pages, parts[0][1]))
+    ]
+    summary = dict(parts[0][2])
+    for key in ("pages", "pages_too_few_posts", "pages_with_errors", "pivots"):
+        summary[key] = sum(s[key] for _, _, s in parts)
+    return merged[0], merged[1], summary
+
+
+def with_pivots(
+    run: dict[str, Any],
+    pivots: pd.DataFrame,
+    pages: pd.DataFrame,
+    summary: dict[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
+    """``run`` (run.json) with what pivot detection found."""
+    run = dict(run)
+    run["pivots"] = {**summary, "seconds": round(seconds, 3)}
     errors = page_errors(pages)
     run["page_errors"] = errors
     run["counts"] = {
         **run.get("counts", {}),
         "pages": len(pages),
-        "pivots": len(detector.pivots_),
+        "pivots": len(pivots),
         "page_errors": errors["pages"],
     }
-    return ScoreResult(
-        result.posts, detector.pivots_, pages, result.embeddings, result.topic_profiles, run
+    return run
+
+
+def detect_pivots(result: ScoreResult, config: PivotConfig | None = None) -> ScoreResult:
+    """Run pivot detection on scored posts (no re-embedding) and refresh pivots and pages."""
+    started = time.perf_counter()
+    pivots, pages, summary = pages_and_pivots(
+        result.posts, result.topic_profiles, result.embeddings, config
     )
+    run = with_pivots(result.run, pivots, pages, summary, time.perf_counter() - started)
+    return ScoreResult(result.posts, pivots, pages, result.embeddings, result.topic_profiles, run)
 
 
 def redetect_pivots(scored_dir: str | Path, config: PivotConfig | None = None) -> ScoreResult:
@@ -95,4 +144,12 @@ def redetect_pivots(scored_dir: str | Path, config: PivotConfig | None = None) -
     return result
 
 
-__all__ = ["detect_pivots", "page_errors", "page_table", "redetect_pivots"]
+__all__ = [
+    "detect_pivots",
+    "merge_parts",
+    "page_errors",
+    "page_table",
+    "pages_and_pivots",
+    "redetect_pivots",
+    "with_pivots",
+]

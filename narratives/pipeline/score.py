@@ -5,10 +5,11 @@ narratives) in this process or on Ray, find the pivots, and write the scored fol
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -16,22 +17,29 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import cpu_count
 from tqdm.auto import tqdm
 
-from narratives import schema
 from narratives.embedding.embedder import DEFAULT, Embedder
 from narratives.embedding.text_cache import EmbeddingCache, open_cache
 from narratives.errors import InputError
 from narratives.io.columns import ColumnMapping
-from narratives.io.read import ReadResult, read_posts
+from narratives.io.read import PostReader, ReadResult
 from narratives.pipeline.engines import ENGINES, ray_results, require_ray, start_ray
-from narratives.pipeline.pages import detect_pivots
+from narratives.pipeline.pages import merge_parts, pages_and_pivots, with_pivots
 from narratives.pipeline.resume import begin_run, finish_run, run_state
 from narratives.pipeline.scorer import PostScorer, actor_spec, load_tagger
+from narratives.pipeline.spill import COLUMNS, PageSpill, n_parts
 from narratives.pivots.detector import PivotConfig
 from narratives.pivots.topics import TOPICS
 from narratives.rowfile import RowFile
-from narratives.scored import ScoreResult
+from narratives.scored import (
+    PostsWriter,
+    ScoreResult,
+    load_scored,
+    prepare_output_dir,
+    save_tables,
+)
 from narratives.tagging.tagger import NarrativeTagger
 
 logger = logging.getLogger(__name__)
@@ -104,77 +112,187 @@ def score(
     - ``pivot_config``: the pivot detector's settings (:class:`~narratives.PivotConfig`).
     - ``progress``: a progress bar; None shows one only on a terminal.
 
-    Output: with ``output`` (a folder), the result is also written there, resumably: the
-    run keeps its vectors and unfinished work in ``output/.partial``, and a run that was
-    killed is finished with ``resume=True`` and the same input and settings (see
-    :mod:`narratives.pipeline.resume`). A folder that is not empty is replaced only with
-    ``force``.
+    Output: with ``output`` (a folder), the result is written there as it is made, and
+    then read back (:func:`narratives.load_scored`) to be returned; :func:`score_into`
+    writes it without reading it back, in memory that does not grow with the dump. A
+    folder that is not empty is replaced only with ``force``; a run that was killed is
+    finished with ``resume=True`` and the same input and settings (see
+    :mod:`narratives.pipeline.resume`).
     """
-    _check_engine(engine)
-    partial = None
-    if output is not None:  # before any work: a folder that cannot be written stops here
-        settings = {  # what shapes the output: a resumed run must have the same
-            "model": str(model) if embedder is None else embedder.model_name,
-            "backend": backend if embedder is None else embedder.backend,
-            "tz": tz,
-            "encoding": encoding,
-            "delimiter": delimiter,
-            "split": split,
-            "batch_size": batch_size if embedder is None else embedder.batch_size,
-            "chunk_size": chunk_size,
+    options = _Options(
+        model=model,
+        embedder=embedder,
+        encoding=encoding,
+        tz=tz,
+        delimiter=delimiter,
+        split=split,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        device=device,
+        backend=backend,
+        progress=progress,
+        pivot_config=pivot_config,
+        taxonomy=taxonomy,
+        tagger=tagger,
+        cache=cache,
+        vectors=vectors,
+        engine=engine,
+        address=address,
+        concurrency=concurrency,
+    )
+    if output is None:
+        if resume or force:
+            raise InputError("resume and force apply to a run into a folder: pass output=")
+        result = _run(source, columns, options, None)
+        assert isinstance(result, ScoreResult)
+        return result
+    _run(source, columns, options, _Folder(Path(output), force, resume))
+    return load_scored(output)
+
+
+def score_into(
+    source: Any,
+    output: str | Path,
+    columns: ColumnMapping | Mapping[str, str] | None = None,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    **options: Any,
+) -> dict[str, Any]:
+    """:func:`score` into the folder ``output``, a chunk at a time, returning what
+    run.json says (counts, timings) and nothing that grows with the dump: what
+    ``narratives score`` runs.
+
+    The posts are read a chunk at a time, each chunk scored and appended to
+    posts.parquet; the posts of each page go to disk parted by page
+    (:mod:`narratives.pipeline.spill`), and pivots and the page table are made one part
+    at a time. ``options`` are :func:`score`'s (``model``, ``tagger``, ``chunk_size``...)."""
+    result = _run(source, columns, _Options(**options), _Folder(Path(output), force, resume))
+    assert isinstance(result, dict)
+    return result
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The settings of a run (see :func:`score`)."""
+
+    model: str | Path = DEFAULT
+    embedder: Embedder | None = None
+    encoding: str | None = None
+    tz: str | None = None
+    delimiter: str | None = None
+    split: str | None = None
+    batch_size: int = 32
+    chunk_size: int = 2048
+    device: str | None = None
+    backend: str = "auto"
+    progress: bool | None = None
+    pivot_config: PivotConfig | None = None
+    taxonomy: str | Path | None = None
+    tagger: Any = "default"
+    cache: bool | str | Path | None = True
+    vectors: str | Path | None = None
+    engine: str = "local"
+    address: str | None = None
+    concurrency: int | None = None
+
+    def state(self) -> dict[str, Any]:
+        """What shapes the output: a resumed run must have the same."""
+        embedder, taxonomy, cache = self.embedder, self.taxonomy, self.cache
+        return {
+            "model": str(self.model) if embedder is None else embedder.model_name,
+            "backend": self.backend if embedder is None else embedder.backend,
+            "tz": self.tz,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "split": self.split,
+            "batch_size": self.batch_size if embedder is None else embedder.batch_size,
+            "chunk_size": self.chunk_size,
             "taxonomy": None if taxonomy is None else str(Path(taxonomy).resolve()),
-            "tagger": _describe(tagger),
+            "tagger": _describe(self.tagger),
             "cache": cache if isinstance(cache, bool) or cache is None else str(cache),
-            "engine": engine,
+            "engine": self.engine,
         }
-        state = run_state(source, _mapping(columns), settings)
-        partial = begin_run(output, state, resume=resume, force=force)
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """Where a run writes, and how it treats what is there."""
+
+    path: Path
+    force: bool
+    resume: bool
+
+
+def _run(
+    source: Any,
+    columns: ColumnMapping | Mapping[str, str] | None,
+    opts: _Options,
+    folder: _Folder | None,
+) -> ScoreResult | dict[str, Any]:
+    """Read, score, find pivots; into ``folder`` (returning run.json's contents) or in
+    memory (returning the tables)."""
+    _check_engine(opts.engine)
+    partial = None
+    cache, vectors = opts.cache, opts.vectors
+    if folder is not None:  # before any work: a folder that cannot be written stops here
+        state = run_state(source, _mapping(columns), opts.state())
+        partial = begin_run(folder.path, state, resume=folder.resume, force=folder.force)
         cache = cache or partial / "embeddings.sqlite"
-        vectors = partial / "vectors.f32" if vectors is None else vectors  # not in memory
-    elif resume or force:
-        raise InputError("resume and force apply to a run into a folder: pass output=")
+        vectors = partial / "vectors.f32" if vectors is None else vectors
     started = time.perf_counter()
-    read = _read(source, columns, engine, address, encoding, tz, delimiter, split)
+    posts = _posts(source, columns, opts, partial)
     timings = {"read_s": time.perf_counter() - started}
 
     t = time.perf_counter()
+    embedder = opts.embedder
     if embedder is None:
-        embedder = Embedder(model, device=device, batch_size=batch_size, backend=backend)
-    loaded = load_tagger(tagger, embedder, taxonomy)
+        embedder = Embedder(
+            opts.model, device=opts.device, batch_size=opts.batch_size, backend=opts.backend
+        )
+    loaded = load_tagger(opts.tagger, embedder, opts.taxonomy)
     timings["load_model_s"] = time.perf_counter() - t
 
-    results = _PostResults(read.posts, embedder.dim, vectors)
+    dims = (embedder.dim, len(TOPICS))
+    sink: _Sink = (
+        _MemorySink(dims, vectors)
+        if partial is None
+        else _FolderSink(partial, dims, vectors, n_parts(posts.n_records))
+    )
     store = open_cache(cache, embedder)
     scorer = PostScorer(embedder, loaded, store)
     try:
         with tqdm(
-            total=len(results.ok_idx), unit="post", disable=_disable(progress), desc="scoring"
+            total=posts.n_records, unit="post", disable=_disable(opts.progress), desc="scoring"
         ) as bar:
-            if engine == "ray":
+            if opts.engine == "ray":
                 t = time.perf_counter()
-                _score_on_ray(
-                    results, embedder, loaded, store, chunk_size, concurrency, address, bar
-                )
+                _score_on_ray(posts, sink, embedder, loaded, store, opts, partial, bar)
                 timings["ray_s"] = time.perf_counter() - t
             else:
-                for rows, texts in results.chunks(chunk_size):
-                    results.take(rows, scorer(texts))
-                    bar.update(len(rows))
+                for frame in posts.chunks(opts.chunk_size):
+                    chunk = _PostResults(frame, embedder.dim)
+                    if len(chunk.ok_idx):
+                        chunk.take(chunk.ok_idx, scorer(chunk.texts))
+                    sink.add(chunk.posts(), chunk.embeddings, chunk.profiles)
+                    bar.update(len(frame))
     finally:
         store.close()
     timings.update(scorer.timings)
-    posts = results.posts()
-    run = _run_info(read, posts, embedder, loaded, store)
-    empty = schema.PIVOTS.empty_table().to_pandas()
-    scored = ScoreResult(posts, empty, empty, results.embeddings, results.profiles, run)
-    result = detect_pivots(scored, pivot_config)
-    timings["pivots_s"] = result.run["pivots"]["seconds"]
+    run = _run_info(posts.info, sink.counts, embedder, loaded, store)
+    t = time.perf_counter()
+    pivots, pages, summary = sink.pages_and_pivots(opts.pivot_config)
+    run = with_pivots(run, pivots, pages, summary, time.perf_counter() - t)
+    timings["pivots_s"] = run["pivots"]["seconds"]
     timings["total_s"] = time.perf_counter() - started
-    result.run["timings"] = {k: round(v, 3) for k, v in timings.items()}
-    if partial is not None:
-        result.save(partial.parent, force=True)
-        finish_run(partial)
-    return result
+    run["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    if folder is None:
+        assert isinstance(sink, _MemorySink)
+        return sink.result(pivots, pages, run)
+    assert isinstance(sink, _FolderSink) and partial is not None
+    sink.save(folder.path, pivots, pages, run)
+    finish_run(partial)
+    return run
 
 
 def _mapping(columns: ColumnMapping | Mapping[str, str] | None) -> dict[str, str]:
@@ -189,31 +307,42 @@ def _check_engine(engine: str) -> None:
         require_ray()  # before any work
 
 
-def _read(
+def _posts(
     source: Any,
     columns: ColumnMapping | Mapping[str, str] | None,
-    engine: str,
-    address: str | None,
-    encoding: str | None,
-    tz: str | None,
-    delimiter: str | None,
-    split: str | None,
-) -> ReadResult:
-    """The posts, read in this process or by Ray Data tasks."""
-    reader: Any = read_posts
-    if engine == "ray":
+    opts: _Options,
+    partial: Path | None,
+) -> Any:
+    """The posts, a chunk at a time (:class:`~narratives.io.read.PostReader`); with the
+    Ray engine, read by Ray Data tasks, whole (:class:`_ReadWhole`)."""
+    kwargs = {
+        "encoding": opts.encoding,
+        "tz": opts.tz,
+        "delimiter": opts.delimiter,
+        "split": opts.split,
+    }
+    if opts.engine == "ray":
         from narratives.io.ray import ray_read_posts
 
-        start_ray(address)
-        reader = ray_read_posts
-    return reader(source, columns, encoding=encoding, tz=tz, delimiter=delimiter, split=split)
+        start_ray(opts.address)
+        return _ReadWhole(ray_read_posts(source, columns, **kwargs))
+    ids = None if partial is None else partial / "ids.sqlite"
+    return PostReader(source, columns, ids_path=ids, **kwargs)
+
+
+class _ReadWhole:
+    """A table already read, with a reader's attributes."""
+
+    def __init__(self, read: ReadResult) -> None:
+        self.table, self.info, self.n_records = read.posts, read.info, len(read.posts)
 
 
 class _PostResults:
-    """The per-post columns of a run, filled a chunk at a time by row (so that a chunk
-    that comes back twice from Ray writes the same rows twice)."""
+    """The per-post columns of read posts (a chunk's, or with Ray all of them), filled a
+    chunk of results at a time by row (so that a chunk that comes back twice from Ray
+    writes the same rows twice)."""
 
-    def __init__(self, posts: pd.DataFrame, dim: int, vectors: str | Path | None) -> None:
+    def __init__(self, posts: pd.DataFrame, dim: int, vectors: str | Path | None = None) -> None:
         n = len(posts)
         self.input_posts = posts
         self.ok_idx = np.flatnonzero(posts["status"].to_numpy() == "ok")
@@ -270,44 +399,170 @@ class _PostResults:
 
 
 def _score_on_ray(
-    results: _PostResults,
+    posts: _ReadWhole,
+    sink: _Sink,
     embedder: Embedder,
     tagger: NarrativeTagger | None,
     store: EmbeddingCache,
-    chunk_size: int,
-    concurrency: int | None,
-    address: str | None,
+    opts: _Options,
+    partial: Path | None,
     bar: Any,
 ) -> None:
     """The per-post work in Ray actors that make the same models and cache as this
-    process; results are put in place by row as they come back."""
+    process; results are put in place by row as they come back, then go to ``sink`` in
+    input order."""
+    vectors = None if partial is None else partial / "ray-vectors.f32"
+    results = _PostResults(posts.table, embedder.dim, vectors)
     with tempfile.TemporaryDirectory() as tmp:
         spec = actor_spec(embedder, tagger, store, Path(tmp))
         for rows, out in ray_results(
             results.ok_idx,
             results.texts,
             spec,
-            batch_size=chunk_size,
-            concurrency=concurrency,
-            address=address,
+            batch_size=opts.chunk_size,
+            concurrency=opts.concurrency,
+            address=opts.address,
         ):
             results.take(rows, out)
             bar.update(len(rows))
+    table = results.posts()
+    for start in range(0, len(table), opts.chunk_size):
+        rows = slice(start, start + opts.chunk_size)
+        sink.add(table.iloc[rows], results.embeddings[rows], results.profiles[rows])
+    if isinstance(results.embeddings, RowFile):
+        results.embeddings.close()
+        results.embeddings.path.unlink()
+
+
+class _Counts:
+    """What run.json counts of the posts, added up a chunk at a time."""
+
+    def __init__(self) -> None:
+        self.read = self.ok = self.warned = self.tagged = 0
+
+    def add(self, posts: pd.DataFrame) -> None:
+        self.read += len(posts)
+        self.ok += int((posts["status"] == "ok").sum())
+        self.warned += int(posts["warning"].notna().sum())
+        self.tagged += int(posts["top_narrative"].notna().sum())
+
+
+class _Sink:
+    """Where scored chunks go, in input order; then pivots and pages are made of them."""
+
+    counts: _Counts
+
+    def add(self, posts: pd.DataFrame, embeddings: np.ndarray, profiles: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def pages_and_pivots(
+        self, config: PivotConfig | None
+    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+        raise NotImplementedError
+
+
+class _MemorySink(_Sink):
+    """The run's tables in memory (its vectors in the file ``vectors`` when given)."""
+
+    def __init__(self, dims: tuple[int, int], vectors: str | Path | None) -> None:
+        self.counts = _Counts()
+        self.posts: list[pd.DataFrame] = []
+        self.profiles: list[np.ndarray] = []
+        self.embeddings: list[np.ndarray] | RowFile = (
+            [] if vectors is None else RowFile(vectors, 0, dims[0])
+        )
+        self.dims = dims
+
+    def add(self, posts: pd.DataFrame, embeddings: np.ndarray, profiles: np.ndarray) -> None:
+        self.counts.add(posts)
+        self.posts.append(posts)
+        self.profiles.append(profiles)
+        if isinstance(self.embeddings, RowFile):
+            self.embeddings.append(embeddings)
+        else:
+            self.embeddings.append(embeddings)
+
+    def _tables(self) -> tuple[pd.DataFrame, np.ndarray | RowFile, np.ndarray]:
+        posts = self.posts[0] if len(self.posts) == 1 else pd.concat(self.posts, ignore_index=True)
+        profiles = np.concatenate(self.profiles) if self.profiles else np.zeros((0, self.dims[1]))
+        embeddings = self.embeddings
+        if not isinstance(embeddings, RowFile):
+            embeddings = (
+                np.concatenate(embeddings) if embeddings else np.zeros((0, self.dims[0]))
+            ).astype(np.float32)
+        self.posts, self.profiles = [posts], [profiles]
+        if not isinstance(self.embeddings, RowFile):
+            self.embeddings = [embeddings]
+        return posts, embeddings, profiles.astype(np.float32)
+
+    def pages_and_pivots(
+        self, config: PivotConfig | None
+    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+        posts, embeddings, profiles = self._tables()
+        return pages_and_pivots(posts, profiles, embeddings, config)
+
+    def result(self, pivots: pd.DataFrame, pages: pd.DataFrame, run: dict) -> ScoreResult:
+        posts, embeddings, profiles = self._tables()
+        return ScoreResult(posts, pivots, pages, embeddings, profiles, run)
+
+
+class _FolderSink(_Sink):
+    """The run written to its folder of unfinished work as it comes: posts.parquet a row
+    group at a time, the vectors to a file, the posts of each page to its part of a
+    :class:`~narratives.pipeline.spill.PageSpill`; pivots and pages a part at a time."""
+
+    def __init__(
+        self, partial: Path, dims: tuple[int, int], vectors: str | Path, parts: int
+    ) -> None:
+        self.counts = _Counts()
+        self.partial = partial
+        self.writer = PostsWriter(partial / "posts.parquet", dims)
+        self.vectors = RowFile(vectors, 0, dims[0])
+        self.spill = PageSpill(partial / "pages", parts, dims[1])
+
+    def add(self, posts: pd.DataFrame, embeddings: np.ndarray, profiles: np.ndarray) -> None:
+        first = self.counts.read
+        self.counts.add(posts)
+        self.writer.write(posts, embeddings, profiles)
+        self.vectors.append(embeddings)
+        self.spill.add(posts, np.arange(first, first + len(posts)), profiles)
+
+    def pages_and_pivots(
+        self, config: PivotConfig | None
+    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+        self.writer.close()
+        parts = []
+        jobs = None if self.spill.n == 1 else cpu_count()  # as the detector would for all
+        for posts, rows, profiles in self.spill.parts():
+            parts.append(
+                pages_and_pivots(posts, profiles, self.vectors[rows], config, n_jobs=jobs)
+            )
+        if not parts:  # no post with a page
+            empty = pd.DataFrame(columns=COLUMNS)
+            parts.append(pages_and_pivots(empty, np.zeros((0, 0)), None, config))
+        self.spill.close()
+        self.vectors.close()
+        return merge_parts(parts)
+
+    def save(self, out: Path, pivots: pd.DataFrame, pages: pd.DataFrame, run: dict) -> None:
+        """The outputs in ``out``: posts.parquet moved in, the other tables, run.json last."""
+        prepare_output_dir(out, force=True)
+        os.replace(self.partial / "posts.parquet", out / "posts.parquet")
+        save_tables(out, pivots, pages, run)
 
 
 def _run_info(
-    read: ReadResult,
-    posts: pd.DataFrame,
+    info: dict[str, Any],
+    counts: _Counts,
     embedder: Embedder,
     tagger: NarrativeTagger | None,
     store: EmbeddingCache,
 ) -> dict[str, Any]:
     """run.json before pivots: which code, model and taxonomy made the output, and counts."""
-    n, n_ok = len(posts), int((posts["status"] == "ok").sum())
     return {
         "narratives_version": metadata.version("narratives"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": read.info,
+        "input": info,
         "model": embedder.info,
         "cache": {
             "path": None if store.path is None else str(store.path),
@@ -324,10 +579,11 @@ def _run_info(
         },
         "tagger": None if tagger is None else {"kind": tagger.kind, "model": tagger.model},
         "counts": {
-            "read": n,
-            "ok": n_ok,
-            "rejected": n - n_ok,
-            "warned": int(posts["warning"].notna().sum()),
+            "read": counts.read,
+            "ok": counts.ok,
+            "rejected": counts.read - counts.ok,
+            "warned": counts.warned,
+            "tagged": counts.tagged,
         },
     }
 
@@ -346,4 +602,4 @@ def _disable(progress: bool | None) -> bool | None:
     return None if progress is None else not progress
 
 
-__all__ = ["score"]
+__all__ = ["score", "score_into"]

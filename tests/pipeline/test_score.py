@@ -123,10 +123,12 @@ def test_save_writes_the_contract_and_reads_back(sample_result, tmp_path):
         "ok": 375,
         "rejected": 4,
         "warned": 0,
+        "tagged": int(sample_result.posts["top_narrative"].notna().sum()),
         "pages": 7,
         "pivots": 4,
         "page_errors": 0,
     }
+    assert run["counts"]["tagged"] > 0
     assert run["page_errors"] == {
         "pivots": {"pages": 0, "first": []},
         "timing": {"pages": 0, "first": []},

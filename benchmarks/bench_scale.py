@@ -1,0 +1,178 @@
+"""Peak memory and time of `narratives score` as the dump grows, and throughput against
+another commit.
+
+    python benchmarks/bench_scale.py --sizes 100000 1000000 [--new 0.1]
+    python benchmarks/bench_scale.py --base db6bb8b --sizes 100000 --new 0
+
+Dumps of N posts are built from a few thousand real texts (the state-media posts and the
+2019 Twitter takedown's tweets in ../shared/data/external), on pages of 100 posts, one
+post an hour; a share ``--new`` of the posts gets a text of its own (a real text with a
+number), so that the encoder runs on them and the rest come from the cache. The cache is
+a fresh folder, warmed on the real texts first. Each run is ``narratives score DUMP -o
+OUT`` in a fresh process; printed: wall time, posts/s, the command's own peak RSS
+(``ru_maxrss``) and that of its worker processes (pivot detection), and the ratio of each
+size's peak to the smallest size's.
+
+With ``--base COMMIT`` the same dumps are also scored by that commit's code (a temporary
+worktree, the same Python and cache), each size by both in turn, base first, after one
+warming run, so that both read the same cache: the throughput ratio of the working tree
+to the base is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTERNAL = ROOT.parent / "shared" / "data" / "external"
+
+CHILD = """
+import json, resource, sys
+from narratives.cli.app import main
+sys.argv = ["narratives", "score", sys.argv[1], "-o", sys.argv[2], "--force"]
+try:
+    main()
+except SystemExit as exc:
+    if exc.code:
+        raise
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+ok = json.load(open(sys.argv[2] + "/run.json"))["counts"]["ok"]
+print(own, workers, ok)
+"""
+
+
+def real_texts(limit: int, seed: int = 0) -> list[str]:
+    """Distinct texts of the state-media posts and the takedown's tweets."""
+    csv.field_size_limit(1 << 30)
+    found: dict[str, None] = {}
+    sources = [
+        (EXTERNAL / "cn-state-media-facebook-2022" / "fb_posts_cn_state_media_2022.csv", "CONTENT"),
+        (EXTERNAL / "twitter-io-china-2019" / "china_082019_1_matched_troll_tweets.csv", None),
+    ]
+    for path, column in sources:
+        if not path.exists():
+            continue
+        with path.open(encoding="utf-8", errors="replace", newline="") as f:
+            reader = csv.DictReader(f)
+            name = column or next(
+                (c for c in reader.fieldnames or [] if c in ("tweet_text", "text")), None
+            )
+            if name is None or name not in (reader.fieldnames or []):
+                continue
+            for row in reader:
+                text = (row.get(name) or "").strip()
+                if 20 <= len(text) <= 600:
+                    found[text] = None
+    if not found:
+        sys.exit(f"no texts found under {EXTERNAL}: this benchmark needs shared/data/external")
+    texts = sorted(found)
+    random.Random(seed).shuffle(texts)
+    return texts[:limit]
+
+
+def write_dump(path: Path, n: int, texts: list[str], new: float, tag: str) -> None:
+    start = datetime(2023, 1, 1, tzinfo=timezone.utc)
+    rng = random.Random(n)
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            text = texts[(i * 7919) % len(texts)]
+            if rng.random() < new:
+                text = f"{text} ({tag} {i})"
+            record = {
+                "post_id": f"p{i}",
+                "page_id": f"page{i // 100}",
+                "text": text,
+                "created_at": (start + timedelta(hours=i % 100 + 100 * (i % 7))).isoformat(),
+            }
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def run(code: Path, dump: Path, out: Path, env: dict) -> dict:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(dump), str(out)],
+        cwd=code,
+        env={**env, "PYTHONPATH": str(code)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    own, workers, ok = (int(x) for x in done.stdout.split()[-3:])
+    return {"s": seconds, "own": own / 1024, "workers": workers / 1024, "ok": ok}
+
+
+def show(label: str, n: int, r: dict) -> None:
+    print(
+        f"{label:>6} {n:>9,} posts: {r['s']:8.1f} s  {n / r['s']:7.0f} posts/s  "
+        f"peak RSS {r['own']:7.0f} MiB (workers {r['workers']:6.0f} MiB)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--new", type=float, default=0.1, help="share of posts with new texts")
+    parser.add_argument("--texts", type=int, default=3000, help="real texts to repeat")
+    parser.add_argument("--base", help="a commit to compare throughput with")
+    args = parser.parse_args()
+    texts = real_texts(args.texts)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        env = {**os.environ, "NARRATIVES_CACHE": str(tmp_path / "cache")}
+        if "NARRATIVES_CACHE" in os.environ:  # the converted model, not its text cache
+            models = Path(os.environ["NARRATIVES_CACHE"]) / "models"
+            if models.is_dir():
+                (tmp_path / "cache").mkdir()
+                os.symlink(models, tmp_path / "cache" / "models")
+        warm = tmp_path / "warm.jsonl"
+        write_dump(warm, len(texts), texts, 0.0, "warm")
+        run(ROOT, warm, tmp_path / "out-warm", env)  # the real texts into the cache
+        base = None
+        if args.base:
+            base = tmp_path / "base"
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", str(base), args.base],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            )
+        try:
+            results = {}
+            for n in args.sizes:
+                dump = tmp_path / f"posts-{n}.jsonl"
+                write_dump(dump, n, texts, args.new, f"new-{n}")
+                if base is not None:  # the new texts cached first, so both read them
+                    run(ROOT, dump, tmp_path / f"out-{n}", env)
+                    b = run(base, dump, tmp_path / f"out-base-{n}", env)
+                    show("base", n, b)
+                results[n] = run(ROOT, dump, tmp_path / f"out-{n}", env)
+                show("head", n, results[n])
+                if base is not None:
+                    ratio = b["s"] / results[n]["s"]
+                    print(f"       throughput head / base: {ratio:.2f}x", flush=True)
+                dump.unlink()
+        finally:
+            if base is not None:
+                subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
+        small = min(args.sizes)
+        for n in args.sizes:
+            if n != small:
+                ratio = results[n]["own"] / results[small]["own"]
+                print(f"peak RSS {n:,} / {small:,} posts: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
