@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = """
 import json, resource, sys
-from narratives.cli.app import main
+from narratives.cli import main
 sys.argv = ["narratives", "score", sys.argv[1], "-o", sys.argv[2], "--force"]
 try:
     main()

@@ -38,7 +38,7 @@ EXTERNAL = ROOT.parent / "shared" / "data" / "external"
 
 CHILD = """
 import json, resource, sys
-from narratives.cli.app import main
+from narratives.cli import main
 sys.argv = ["narratives", "score", sys.argv[1], "-o", sys.argv[2], "--force"]
 try:
     main()
@@ -47,7 +47,7 @@ except SystemExit as exc:
         raise
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-ok = json.load(open(sys.argv[2] + "/run.json"))["counts"]["ok"]
+ok = json.load(open(sys.argv[4] + "/run.json"))["counts"]["ok"]
 print(own, workers, ok)
 """
 
@@ -104,10 +104,11 @@ def run(code: Path, dump: Path, out: Path, env: dict) -> dict:
         [sys.executable, "-c", CHILD, str(dump), str(out)],
         cwd=code,
         env={**env, "PYTHONPATH": str(code)},
-        check=True,
         capture_output=True,
         text=True,
     )
+    if done.returncode:
+        sys.exit(f"narratives score failed on {dump.name}:\n{done.stderr[-3000:]}")
     seconds = time.perf_counter() - started
     own, workers, ok = (int(x) for x in done.stdout.split()[-3:])
     return {"s": seconds, "own": own / 1024, "workers": workers / 1024, "ok": ok}

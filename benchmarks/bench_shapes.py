@@ -40,7 +40,7 @@ SHARED = ROOT.parent / "shared/data/external"
 
 CHILD = """
 import json, sys
-from narratives.cli.app import main
+from narratives.cli import main
 report, sys.argv = sys.argv[1], ["narratives", *sys.argv[2:]]
 code = 0
 try:

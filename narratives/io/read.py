@@ -74,6 +74,11 @@ class PostReader:
         self.tz, self.ids_path = tz, ids_path
         self.source, self.source_name, self.info = _open(source, encoding, delimiter, split, name)
         self.n_records = self.source.n_records
+        #: Records in the source, or an estimate where the format does not say (a CSV
+        #: file: its bytes / 100); what a run sizes its parts of pages by.
+        self.n_estimate = self.n_records
+        if self.n_estimate is None and isinstance(source, str | Path):
+            self.n_estimate = Path(source).stat().st_size // 100
         self.columns = resolve_columns(self.source.columns, mapping)
         for name_, col in self.columns.items():
             if col is None and name_ != "text":

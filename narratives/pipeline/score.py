@@ -239,7 +239,6 @@ def _run(
         state = run_state(source, _mapping(columns), opts.state())
         partial = begin_run(folder.path, state, resume=folder.resume, force=folder.force)
         cache = cache or partial / "embeddings.sqlite"
-        vectors = partial / "vectors.f32" if vectors is None else vectors
     started = time.perf_counter()
     posts = _posts(source, columns, opts, partial)
     timings = {"read_s": time.perf_counter() - started}
@@ -257,7 +256,9 @@ def _run(
     sink: _Sink = (
         _MemorySink(dims, vectors)
         if partial is None
-        else _FolderSink(partial, dims, vectors, n_parts(posts.n_records))
+        else _FolderSink(
+            partial, dims, vectors or partial / "vectors.f32", n_parts(posts.n_estimate)
+        )
     )
     store = open_cache(cache, embedder)
     scorer = PostScorer(embedder, loaded, store)
@@ -274,7 +275,7 @@ def _run(
                     chunk = _PostResults(frame, embedder.dim)
                     if len(chunk.ok_idx):
                         chunk.take(chunk.ok_idx, scorer(chunk.texts))
-                    sink.add(chunk.posts(), chunk.embeddings, chunk.profiles)
+                    sink.add(chunk.posts(), np.asarray(chunk.embeddings), chunk.profiles)
                     bar.update(len(frame))
     finally:
         store.close()
@@ -315,26 +316,36 @@ def _posts(
 ) -> Any:
     """The posts, a chunk at a time (:class:`~narratives.io.read.PostReader`); with the
     Ray engine, read by Ray Data tasks, whole (:class:`_ReadWhole`)."""
-    kwargs = {
-        "encoding": opts.encoding,
-        "tz": opts.tz,
-        "delimiter": opts.delimiter,
-        "split": opts.split,
-    }
     if opts.engine == "ray":
         from narratives.io.ray import ray_read_posts
 
         start_ray(opts.address)
-        return _ReadWhole(ray_read_posts(source, columns, **kwargs))
-    ids = None if partial is None else partial / "ids.sqlite"
-    return PostReader(source, columns, ids_path=ids, **kwargs)
+        read = ray_read_posts(
+            source,
+            columns,
+            encoding=opts.encoding,
+            tz=opts.tz,
+            delimiter=opts.delimiter,
+            split=opts.split,
+        )
+        return _ReadWhole(read)
+    return PostReader(
+        source,
+        columns,
+        encoding=opts.encoding,
+        tz=opts.tz,
+        delimiter=opts.delimiter,
+        split=opts.split,
+        ids_path=None if partial is None else partial / "ids.sqlite",
+    )
 
 
 class _ReadWhole:
     """A table already read, with a reader's attributes."""
 
     def __init__(self, read: ReadResult) -> None:
-        self.table, self.info, self.n_records = read.posts, read.info, len(read.posts)
+        self.table, self.info = read.posts, read.info
+        self.n_records = self.n_estimate = len(read.posts)
 
 
 class _PostResults:
@@ -427,8 +438,8 @@ def _score_on_ray(
             bar.update(len(rows))
     table = results.posts()
     for start in range(0, len(table), opts.chunk_size):
-        rows = slice(start, start + opts.chunk_size)
-        sink.add(table.iloc[rows], results.embeddings[rows], results.profiles[rows])
+        part = slice(start, start + opts.chunk_size)
+        sink.add(table.iloc[part], results.embeddings[part], results.profiles[part])
     if isinstance(results.embeddings, RowFile):
         results.embeddings.close()
         results.embeddings.path.unlink()
@@ -466,34 +477,29 @@ class _MemorySink(_Sink):
 
     def __init__(self, dims: tuple[int, int], vectors: str | Path | None) -> None:
         self.counts = _Counts()
+        self.dims = dims
         self.posts: list[pd.DataFrame] = []
         self.profiles: list[np.ndarray] = []
-        self.embeddings: list[np.ndarray] | RowFile = (
-            [] if vectors is None else RowFile(vectors, 0, dims[0])
-        )
-        self.dims = dims
+        self.embeddings: list[np.ndarray] = []
+        self.vectors = None if vectors is None else RowFile(vectors, 0, dims[0])
 
     def add(self, posts: pd.DataFrame, embeddings: np.ndarray, profiles: np.ndarray) -> None:
         self.counts.add(posts)
         self.posts.append(posts)
         self.profiles.append(profiles)
-        if isinstance(self.embeddings, RowFile):
-            self.embeddings.append(embeddings)
+        if self.vectors is not None:
+            self.vectors.append(embeddings)
         else:
             self.embeddings.append(embeddings)
 
     def _tables(self) -> tuple[pd.DataFrame, np.ndarray | RowFile, np.ndarray]:
-        posts = self.posts[0] if len(self.posts) == 1 else pd.concat(self.posts, ignore_index=True)
-        profiles = np.concatenate(self.profiles) if self.profiles else np.zeros((0, self.dims[1]))
-        embeddings = self.embeddings
-        if not isinstance(embeddings, RowFile):
-            embeddings = (
-                np.concatenate(embeddings) if embeddings else np.zeros((0, self.dims[0]))
-            ).astype(np.float32)
-        self.posts, self.profiles = [posts], [profiles]
-        if not isinstance(self.embeddings, RowFile):
-            self.embeddings = [embeddings]
-        return posts, embeddings, profiles.astype(np.float32)
+        """The chunks joined (once: kept joined)."""
+        self.posts = [_joined(self.posts, None)]
+        self.profiles = [_joined(self.profiles, self.dims[1])]
+        if self.vectors is not None:
+            return self.posts[0], self.vectors, self.profiles[0]
+        self.embeddings = [_joined(self.embeddings, self.dims[0])]
+        return self.posts[0], self.embeddings[0], self.profiles[0]
 
     def pages_and_pivots(
         self, config: PivotConfig | None
@@ -534,9 +540,7 @@ class _FolderSink(_Sink):
         parts = []
         jobs = None if self.spill.n == 1 else cpu_count()  # as the detector would for all
         for posts, rows, profiles in self.spill.parts():
-            parts.append(
-                pages_and_pivots(posts, profiles, self.vectors[rows], config, n_jobs=jobs)
-            )
+            parts.append(pages_and_pivots(posts, profiles, self.vectors[rows], config, n_jobs=jobs))
         if not parts:  # no post with a page
             empty = pd.DataFrame(columns=COLUMNS)
             parts.append(pages_and_pivots(empty, np.zeros((0, 0)), None, config))
@@ -549,6 +553,15 @@ class _FolderSink(_Sink):
         prepare_output_dir(out, force=True)
         os.replace(self.partial / "posts.parquet", out / "posts.parquet")
         save_tables(out, pivots, pages, run)
+
+
+def _joined(parts: list[Any], dim: int | None) -> Any:
+    """Chunks of a table (``dim`` None) or of a float32 matrix of ``dim`` columns, as one."""
+    if dim is None:
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    if not parts:
+        return np.zeros((0, dim), dtype=np.float32)
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts)).astype(np.float32, copy=False)
 
 
 def _run_info(
