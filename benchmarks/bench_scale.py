@@ -10,8 +10,8 @@ post an hour; a share ``--new`` of the posts gets a text of its own (a real text
 number), so that the encoder runs on them and the rest come from the cache. The cache is
 a fresh folder, warmed on the real texts first. Each run is ``narratives score DUMP -o
 OUT`` in a fresh process; printed: wall time, posts/s, the command's own peak RSS
-(``ru_maxrss``) and that of its worker processes (pivot detection), and the ratio of each
-size's peak to the smallest size's.
+(``ru_maxrss``; pivot detection's worker processes, which hold a part of the pages
+each, are not in it), and the ratio of each size's peak to the smallest size's.
 
 With ``--base COMMIT`` the same dumps are also scored by that commit's code (a temporary
 worktree, the same Python and cache), each size by both in turn, base first, after one
@@ -46,9 +46,8 @@ except SystemExit as exc:
     if exc.code:
         raise
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 ok = json.load(open(sys.argv[4] + "/run.json"))["counts"]["ok"]
-print(own, workers, ok)
+print(own, ok)
 """
 
 
@@ -110,14 +109,14 @@ def run(code: Path, dump: Path, out: Path, env: dict) -> dict:
     if done.returncode:
         sys.exit(f"narratives score failed on {dump.name}:\n{done.stderr[-3000:]}")
     seconds = time.perf_counter() - started
-    own, workers, ok = (int(x) for x in done.stdout.split()[-3:])
-    return {"s": seconds, "own": own / 1024, "workers": workers / 1024, "ok": ok}
+    own, ok = (int(x) for x in done.stdout.split()[-2:])
+    return {"s": seconds, "own": own / 1024, "ok": ok}
 
 
 def show(label: str, n: int, r: dict) -> None:
     print(
         f"{label:>6} {n:>9,} posts: {r['s']:8.1f} s  {n / r['s']:7.0f} posts/s  "
-        f"peak RSS {r['own']:7.0f} MiB (workers {r['workers']:6.0f} MiB)",
+        f"peak RSS {r['own']:7.0f} MiB",
         flush=True,
     )
 

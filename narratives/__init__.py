@@ -26,7 +26,7 @@ from narratives.operators.coordination import (
 )
 from narratives.operators.timing import TimingConfig, TimingEstimator, page_timing, write_timing
 from narratives.pipeline.pages import detect_pivots
-from narratives.pipeline.score import score
+from narratives.pipeline.score import score, score_into
 from narratives.pivots.detector import PivotConfig, PivotDetector
 from narratives.report.build import ReportConfig, build_report, write_report
 from narratives.scored import ScoredFolder, ScoreResult, load_scored
@@ -68,6 +68,7 @@ __all__ = [
     "page_timing",
     "read_posts",
     "score",
+    "score_into",
     "write_coordination",
     "write_report",
     "write_timing",

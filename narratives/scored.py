@@ -171,11 +171,15 @@ class PostsWriter:
     def write(self, posts: pd.DataFrame, embeddings: np.ndarray, profiles: np.ndarray) -> None:
         """Append ``posts`` (posts.parquet's columns) with their vectors (NaN rows where a
         post was rejected)."""
-        if len(posts) == 0:
+        self.write_table(posts_table(posts, embeddings, profiles))
+
+    def write_table(self, table: pa.Table) -> None:
+        """Append rows already made by :func:`posts_table`."""
+        if table.num_rows == 0:
             return
-        self._pending.append(posts_table(posts, embeddings, profiles))
-        self._pending_rows += len(posts)
-        self.rows += len(posts)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self.rows += table.num_rows
         while self._pending_rows >= _SAVE_ROWS:
             self._flush(_SAVE_ROWS)
 
@@ -379,6 +383,7 @@ __all__ = [
     "atomic_path",
     "load_scored",
     "narrative_mix",
+    "posts_table",
     "prepare_output_dir",
     "save_tables",
     "timed_rows",

@@ -1,8 +1,9 @@
 """Resume: a run into an output folder that survives being killed.
 
 The run's texts are committed chunk by chunk to the text cache (the persistent one, or
-``OUT/.partial/embeddings.sqlite`` without it), its vectors go to ``OUT/.partial``, and
-the outputs are written only at the end, ``run.json`` last, after which ``.partial`` goes.
+``OUT/.partial/embeddings.sqlite`` without it); posts.parquet, the vectors and the parts
+of the pages are made in ``OUT/.partial`` and the outputs are moved or written into
+``OUT`` only at the end, ``run.json`` last, after which ``.partial`` goes.
 A run killed at any point leaves ``.partial`` behind; resumed with the same input and
 settings (checked against ``.partial/state.json``), the texts embedded before the kill
 come from the cache and the outputs are written whole, so that no row is lost or written

@@ -37,6 +37,7 @@ from narratives.scored import (
     PostsWriter,
     ScoreResult,
     load_scored,
+    posts_table,
     prepare_output_dir,
     save_tables,
 )
@@ -529,9 +530,10 @@ class _FolderSink(_Sink):
     def add(self, posts: pd.DataFrame, embeddings: np.ndarray, profiles: np.ndarray) -> None:
         first = self.counts.read
         self.counts.add(posts)
-        self.writer.write(posts, embeddings, profiles)
+        table = posts_table(posts, embeddings, profiles)  # converted once, for both
+        self.writer.write_table(table)
         self.vectors.append(embeddings)
-        self.spill.add(posts, np.arange(first, first + len(posts)), profiles)
+        self.spill.add(table, first)
 
     def pages_and_pivots(
         self, config: PivotConfig | None

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from narratives import schema
-from narratives.scored import to_table
 
 #: Posts in one part, about: what per-page work holds at a time.
 PART_POSTS = 100_000
@@ -44,7 +44,6 @@ class PageSpill:
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
         fields = [f for f in schema.POSTS if f.name in COLUMNS]
-        self._posts_schema = pa.schema(fields)
         self.schema = pa.schema(
             [
                 pa.field("row", pa.int64()),
@@ -54,30 +53,30 @@ class PageSpill:
         )
         self._writers: dict[int, Any] = {}
 
-    def add(self, posts: pd.DataFrame, rows: np.ndarray, profiles: np.ndarray) -> None:
-        """Posts of a chunk (posts.parquet's columns) at positions ``rows`` of the run,
-        with their topic profiles; those without a page or not scored are left out."""
-        keep = ((posts["status"] == "ok") & posts["page_id"].notna()).to_numpy(dtype=bool)
-        if not keep.any():
+    def add(self, table: pa.Table, first: int) -> None:
+        """Rows of posts.parquet (``table``, vectors included) that are rows ``first``
+        on of the run; those without a page or not scored are left out."""
+        keep = pc.and_(pc.equal(table.column("status"), "ok"), pc.is_valid(table.column("page_id")))
+        keep = pc.fill_null(keep, False)
+        rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False)) + first
+        if len(rows) == 0:
             return
-        posts, rows, profiles = posts[keep], np.asarray(rows)[keep], profiles[keep]
-        part = self._part_of(posts["page_id"].to_numpy(dtype=object))
-        table = to_table(posts, self._posts_schema)
-        flat = pa.array(profiles.astype(np.float32).reshape(-1), type=pa.float32())
-        table = pa.Table.from_arrays(
+        kept = table.filter(keep)
+        kept = pa.Table.from_arrays(
             [
                 pa.array(rows, type=pa.int64()),
-                *table.columns,
-                pa.FixedSizeListArray.from_arrays(flat, profiles.shape[1]),
+                *(kept.column(name) for name in self.schema.names[1:]),
             ],
             schema=self.schema,
         )
+        part = self._part_of(kept.column("page_id").to_numpy(zero_copy_only=False))
+        if self.n == 1:
+            self._writer(0).write_table(kept)
+            return
         for p in np.unique(part).tolist():
-            self._writer(p).write_table(table.filter(pa.array(part == p)))
+            self._writer(p).write_table(kept.filter(pa.array(part == p)))
 
     def _part_of(self, pages: np.ndarray) -> np.ndarray:
-        if self.n == 1:
-            return np.zeros(len(pages), dtype=np.int64)
         hashed = pd.util.hash_array(pages.astype(str).astype(object), categorize=True)
         return (hashed % np.uint64(self.n)).astype(np.int64)
 

@@ -12,6 +12,7 @@ from conftest import SAMPLE
 import narratives
 from narratives.pipeline import spill
 from narratives.pipeline.score import score_into
+from narratives.scored import posts_table
 
 TABLES = ("posts", "pivots", "pages")
 
@@ -79,8 +80,12 @@ def test_pages_are_parted_whole(tmp_path):
     )
     parted = spill.PageSpill(tmp_path / "spill", 5, 3)
     for start in range(0, 300, 64):
-        part = posts.iloc[start : start + 64]
-        parted.add(part, np.arange(start, start + len(part)), np.ones((len(part), 3)))
+        part = posts.iloc[start : start + 64].assign(
+            text="x", error=None, warning=None, lang_score=1.0, topic="news", topic_score=1.0,
+            top_narrative=None, top_score=None,
+        )  # fmt: skip
+        table = posts_table(part, np.zeros((len(part), 4)), np.ones((len(part), 3)))
+        parted.add(table, start)
     seen: dict[str, int] = {}
     total = 0
     for i, (frame, rows, profiles) in enumerate(parted.parts()):
