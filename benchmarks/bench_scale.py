@@ -7,7 +7,8 @@ another commit.
 Dumps of N posts are built from a few thousand real texts (the state-media posts and the
 2019 Twitter takedown's tweets in ../shared/data/external), on pages of 100 posts, one
 post an hour; a share ``--new`` of the posts gets a text of its own (a real text with a
-number), so that the encoder runs on them and the rest come from the cache. The cache is
+number; ``--new-chars`` shortens them, so that the encoder's time does not dwarf the
+rest), so that the encoder runs on them and the rest come from the cache. The cache is
 a fresh folder, warmed on the real texts first. Each run is ``narratives score DUMP -o
 OUT`` in a fresh process; printed: wall time, posts/s, the command's own peak RSS
 (``ru_maxrss``; pivot detection's worker processes, which hold a part of the pages
@@ -80,14 +81,16 @@ def real_texts(limit: int, seed: int = 0) -> list[str]:
     return texts[:limit]
 
 
-def write_dump(path: Path, n: int, texts: list[str], new: float, tag: str) -> None:
+def write_dump(
+    path: Path, n: int, texts: list[str], new: float, tag: str, new_chars: int | None = None
+) -> None:
     start = datetime(2023, 1, 1, tzinfo=timezone.utc)
     rng = random.Random(n)
     with path.open("w", encoding="utf-8") as f:
         for i in range(n):
             text = texts[(i * 7919) % len(texts)]
             if rng.random() < new:
-                text = f"{text} ({tag} {i})"
+                text = f"{text[:new_chars]} ({tag} {i})"
             record = {
                 "post_id": f"p{i}",
                 "page_id": f"page{i // 100}",
@@ -126,6 +129,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--new", type=float, default=0.1, help="share of posts with new texts")
     parser.add_argument("--texts", type=int, default=3000, help="real texts to repeat")
+    parser.add_argument(
+        "--new-chars", type=int, help="new texts keep this many characters of the real one"
+    )
     parser.add_argument("--base", help="a commit to compare throughput with")
     args = parser.parse_args()
     texts = real_texts(args.texts)
@@ -153,7 +159,7 @@ def main() -> None:
             results = {}
             for n in args.sizes:
                 dump = tmp_path / f"posts-{n}.jsonl"
-                write_dump(dump, n, texts, args.new, f"new-{n}")
+                write_dump(dump, n, texts, args.new, f"new-{n}", args.new_chars)
                 if base is not None:  # the new texts cached first, so both read them
                     run(ROOT, dump, tmp_path / f"out-{n}", env)
                     b = run(base, dump, tmp_path / f"out-base-{n}", env)
