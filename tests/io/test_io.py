@@ -277,3 +277,14 @@ def test_read_a_chunk_at_a_time_gives_the_whole_read(tmp_path, size, suffix):
     assert not (tmp_path / "ids.sqlite").exists()  # the index goes with the read
     repeated = whole.posts["error"].str.startswith("duplicate post_id 'id1' (first seen at")
     assert repeated.sum() == len([r for r in rows if r["post_id"] == "id1"]) - 1
+
+
+def test_a_reader_knows_or_estimates_its_records(tmp_path):
+    rows = [{**GOOD[0], "post_id": str(i)} for i in range(30)]
+    jsonl = write_jsonl(tmp_path / "p.jsonl", rows)
+    assert PostReader(jsonl).n_records == PostReader(jsonl).n_estimate == 30
+    csv_path = tmp_path / "p.csv"
+    pd.DataFrame(rows).to_csv(csv_path, index=False)
+    reader = PostReader(csv_path)  # a CSV's records are only known once read (quoted newlines)
+    assert reader.n_records is None
+    assert reader.n_estimate == csv_path.stat().st_size // 100
