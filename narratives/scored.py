@@ -163,7 +163,6 @@ class PostsWriter:
 
     def __init__(self, path: str | Path, dims: tuple[int, int]) -> None:
         self.path, self.dims = Path(path), dims
-        self.rows = 0
         self._writer: pq.ParquetWriter | None = None
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -179,7 +178,6 @@ class PostsWriter:
             return
         self._pending.append(table)
         self._pending_rows += table.num_rows
-        self.rows += table.num_rows
         while self._pending_rows >= _SAVE_ROWS:
             self._flush(_SAVE_ROWS)
 
