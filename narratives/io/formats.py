@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO, cast
@@ -62,6 +62,10 @@ def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
+#: Bytes read at a time when a file is streamed (and the sample an encoding is detected on).
+BLOCK_BYTES = 1 << 20
+
+
 def check_encoding(encoding: str) -> None:
     """Refuse an encoding name Python does not know, before any work."""
     try:
@@ -70,12 +74,26 @@ def check_encoding(encoding: str) -> None:
         raise InputError(f"unknown encoding {encoding!r}; try utf-8, gb18030, cp1252") from exc
 
 
+_BAD = re.compile("[\udc80-\udcff]")
+
+
 def utf8_fit(text: str) -> tuple[int, int]:
-    """Of text decoded as UTF-8 with surrogate escapes: undecodable bytes, and (only
-    counted when there are some) non-ASCII characters that did decode."""
-    bad = sum(1 for ch in text if "\udc80" <= ch <= "\udcff")
-    good = sum(1 for ch in text if "\x80" <= ch < "\udc80" or ch > "\udcff") if bad else 0
-    return bad, good
+    """Of text decoded as UTF-8 with surrogate escapes: undecodable bytes, and non-ASCII
+    characters that did decode (all, less the ASCII, less the undecodable)."""
+    bad = len(_BAD.findall(text))
+    return bad, len(text) - len(text.encode("ascii", "ignore")) - bad
+
+
+def utf8_or_detected(bad: int, good: int, head: Callable[[], bytes]) -> str:
+    """The encoding of a file whose reading as UTF-8 met ``bad`` undecodable bytes and
+    ``good`` non-ASCII characters: UTF-8 when none was bad or most were good (a few broken
+    bytes: those records are rejected), else what charset-normalizer finds in ``head()``,
+    the file's first megabyte."""
+    if bad == 0 or good >= bad:
+        return "utf-8"
+    detected = detect_encoding(head())
+    logger.info("detected encoding %s", detected)
+    return detected
 
 
 def decode(data: bytes, encoding: str | None) -> tuple[str, str]:
@@ -89,15 +107,8 @@ def decode(data: bytes, encoding: str | None) -> tuple[str, str]:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return data.decode("utf-16", errors="surrogateescape"), "utf-16"
     text = data.decode("utf-8", errors="surrogateescape")
-    bad, good = utf8_fit(text)
-    if bad == 0:
-        return text, "utf-8"
-    if good >= bad:
-        # Mostly valid multi-byte UTF-8 with a few broken bytes: UTF-8, reject bad rows.
-        return text, "utf-8"
-    detected = detect_encoding(data[: 1 << 20])
-    logger.info("detected encoding %s", detected)
-    return data.decode(detected, errors="surrogateescape"), detected
+    used = utf8_or_detected(*utf8_fit(text), lambda: data[:BLOCK_BYTES])
+    return (text if used == "utf-8" else data.decode(used, errors="surrogateescape")), used
 
 
 #: Where charset-normalizer finds several encodings equally clean (short Western text fits
@@ -117,11 +128,6 @@ def detect_encoding(sample: bytes) -> str:
     common = next((e for e in _COMMON_ENCODINGS if e in tied), None)
     best = results.best()
     return common or (best.encoding if best else matches[0].encoding)
-
-
-#: Bytes read at a time when a file is streamed.
-BLOCK_BYTES = 1 << 20
-_BAD = re.compile("[\udc80-\udcff]")
 
 
 @contextlib.contextmanager
@@ -161,19 +167,12 @@ def text_encoding(path: Path, encoding: str | None) -> str:
         while True:
             if len(sample) < BLOCK_BYTES:
                 sample += block[: BLOCK_BYTES - len(sample)]
-            text = decoder.decode(block, final=not block)
-            found = len(_BAD.findall(text))
-            # non-ASCII characters that did decode: all of them, less the ASCII, less the bad
-            good += len(text) - len(text.encode("ascii", "ignore")) - found
-            bad += found
+            block_bad, block_good = utf8_fit(decoder.decode(block, final=not block))
+            bad, good = bad + block_bad, good + block_good
             if not block:
                 break
             block = f.read(BLOCK_BYTES)
-    if bad == 0 or good >= bad:  # a few broken bytes in UTF-8: reject those rows
-        return "utf-8"
-    detected = detect_encoding(sample)
-    logger.info("detected encoding %s", detected)
-    return detected
+    return utf8_or_detected(bad, good, lambda: sample)
 
 
 def _bad_bytes_error(encoding: str) -> str:
@@ -423,4 +422,5 @@ __all__ = [
     "read_csv",
     "text_encoding",
     "utf8_fit",
+    "utf8_or_detected",
 ]

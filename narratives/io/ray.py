@@ -33,15 +33,16 @@ import pandas as pd
 from narratives.errors import InputError
 from narratives.io.columns import ColumnMapping, finish, posts_frame, resolve_columns
 from narratives.io.formats import (
+    BLOCK_BYTES,
     Record,
     check_encoding,
     decode,
-    detect_encoding,
     format_of,
     jsonl_records,
     open_bytes,
     read_csv,
     utf8_fit,
+    utf8_or_detected,
 )
 from narratives.io.read import ReadResult, read_posts
 from narratives.io.times import resolve_tz
@@ -202,10 +203,12 @@ def _jsonl_encoding(path: Path, pieces: list[dict], survey: dict) -> str:
     if pieces[0]["a"] == 3:
         return "utf-8-sig"
     bad, good = int(np.sum(survey["bad"])), int(np.sum(survey["good"]))
-    if bad == 0 or good >= bad:
-        return "utf-8"
+    return utf8_or_detected(bad, good, lambda: _head(path))
+
+
+def _head(path: Path) -> bytes:
     with path.open("rb") as f:
-        return detect_encoding(f.read(1 << 20))
+        return f.read(BLOCK_BYTES)
 
 
 def _records(
