@@ -317,28 +317,19 @@ def _posts(
 ) -> Any:
     """The posts, a chunk at a time (:class:`~narratives.io.read.PostReader`); with the
     Ray engine, read by Ray Data tasks, whole (:class:`_ReadWhole`)."""
+    read_options: dict[str, Any] = {
+        "encoding": opts.encoding,
+        "tz": opts.tz,
+        "delimiter": opts.delimiter,
+        "split": opts.split,
+    }
     if opts.engine == "ray":
         from narratives.io.ray import ray_read_posts
 
         start_ray(opts.address)
-        read = ray_read_posts(
-            source,
-            columns,
-            encoding=opts.encoding,
-            tz=opts.tz,
-            delimiter=opts.delimiter,
-            split=opts.split,
-        )
-        return _ReadWhole(read)
-    return PostReader(
-        source,
-        columns,
-        encoding=opts.encoding,
-        tz=opts.tz,
-        delimiter=opts.delimiter,
-        split=opts.split,
-        ids_path=None if partial is None else partial / "ids.sqlite",
-    )
+        return _ReadWhole(ray_read_posts(source, columns, **read_options))
+    ids = None if partial is None else partial / "ids.sqlite"
+    return PostReader(source, columns, ids_path=ids, **read_options)
 
 
 class _ReadWhole:
