@@ -69,15 +69,15 @@ class PageSpill:
             ],
             schema=self.schema,
         )
-        part = self._part_of(kept.column("page_id").to_numpy(zero_copy_only=False))
         if self.n == 1:
             self._writer(0).write_table(kept)
             return
+        part = self._part_of(kept.column("page_id").to_numpy(zero_copy_only=False))
         for p in np.unique(part).tolist():
             self._writer(p).write_table(kept.filter(pa.array(part == p)))
 
     def _part_of(self, pages: np.ndarray) -> np.ndarray:
-        hashed = pd.util.hash_array(pages.astype(str).astype(object), categorize=True)
+        hashed = pd.util.hash_array(pages, categorize=True)  # ids: str, never null here
         return (hashed % np.uint64(self.n)).astype(np.int64)
 
     def _writer(self, part: int) -> Any:
