@@ -9,6 +9,11 @@ place that
 - writes a file so that it appears whole or not at all (:func:`atomic_path`),
 - reads a folder back, whole (:func:`load_scored`) or a part at a time
   (:class:`ScoredFolder`),
+- knows that a table may be one file or a folder of parts: the Ray engine's workers
+  write ``posts/part-00000.parquet``, ``posts/part-00001.parquet``... (rows in order, the
+  parts in name order) where the local engine writes ``posts.parquet``; every reader
+  here takes either (:func:`table_files`), and writing a table as one file replaces
+  its parts,
 - says which posts take part in per-page analysis (:func:`usable`).
 """
 
@@ -40,6 +45,29 @@ PARTIAL = ".partial"
 VECTOR_COLUMNS = ("embedding", "topic_profile")
 #: Rows of posts.parquet converted and written at a time (one Parquet row group each).
 _SAVE_ROWS = 4096
+
+
+def parts_folder(path: str | Path) -> Path:
+    """The folder of parts that may stand for the table file ``path``
+    (``posts.parquet`` -> ``posts/``)."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".parquet"))
+
+
+def table_files(path: str | Path) -> list[Path]:
+    """The Parquet files that hold the table ``path``, in row order: the file itself, or
+    the parts of its folder (see :func:`parts_folder`); none when neither is there."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    folder = parts_folder(path)
+    return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+
+
+def read_parquet(path: str | Path, **options: Any) -> pa.Table:
+    """The table ``path`` (one file or its parts), ``options`` as ``pq.read_table``'s."""
+    tables = [pq.read_table(f, **options) for f in table_files(path)]
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
 @contextlib.contextmanager
@@ -148,8 +176,8 @@ def save_tables(out: Path, pivots: pd.DataFrame, pages: pd.DataFrame, run: dict)
     and run.json into ``out``, each whole or not at all, run.json last."""
     write_table(to_table(pivots, schema.PIVOTS), out / "pivots.parquet")
     table = to_table(pages, schema.PAGES)
-    if (out / "pages.parquet").exists():
-        table = _with_added_columns(table, pq.read_table(out / "pages.parquet"))
+    if table_files(out / "pages.parquet"):
+        table = _with_added_columns(table, read_parquet(out / "pages.parquet"))
     write_table(table, out / "pages.parquet")
     with atomic_path(out / "run.json") as tmp:
         tmp.write_text(json.dumps(run, indent=2, default=str) + "\n")
@@ -216,9 +244,12 @@ def posts_table(posts: pd.DataFrame, embeddings: np.ndarray, profiles: np.ndarra
 
 
 def write_table(table: pa.Table, path: Path) -> None:
-    """Write one Parquet file of a scored folder, whole or not at all."""
+    """Write one Parquet file of a scored folder, whole or not at all; it replaces the
+    table's parts, if the folder held it as parts (they go once the file is in place, and
+    readers take the file where both are there)."""
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+    shutil.rmtree(parts_folder(path), ignore_errors=True)
 
 
 def _with_added_columns(pages: pa.Table, old: pa.Table) -> pa.Table:
@@ -265,13 +296,16 @@ def prepare_output_dir(out_dir: str | Path, *, force: bool) -> Path:
                 )
             for name in (*OUTPUT_FILES, "report.html"):
                 (out / name).unlink(missing_ok=True)
+                if name.endswith(".parquet"):
+                    shutil.rmtree(parts_folder(out / name), ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 class ScoredFolder:
     """A folder written by ``narratives score``, read a part at a time: the posts' columns
-    without their vectors, the vectors of some rows, the other tables, run.json.
+    without their vectors, the vectors of some rows, the other tables, run.json. Each
+    table may be one file or a folder of parts (:func:`table_files`).
 
     The constructor checks that the folder holds posts.parquet; ``require`` checks for
     the other files a reader needs, with the fix in the message."""
@@ -280,11 +314,11 @@ class ScoredFolder:
         self.path = Path(path)
         self.require(["posts.parquet"])
         #: The columns of posts.parquet (read once: later commands never rewrite it).
-        self.post_columns: list[str] = pq.read_schema(self.path / "posts.parquet").names
+        self.post_columns: list[str] = pq.read_schema(self._files("posts.parquet")[0]).names
 
     def require(self, names: Sequence[str] = OUTPUT_FILES) -> None:
         """Check that the folder holds the files ``names`` (all of a finished run's)."""
-        missing = [name for name in names if not (self.path / name).is_file()]
+        missing = [name for name in names if not self._files(name)]
         if missing:
             fix = (
                 "the run there did not finish: complete it with narratives score --resume"
@@ -293,15 +327,20 @@ class ScoredFolder:
             )
             raise InputError(f"{str(self.path)!r} holds no {', '.join(missing)}; {fix}")
 
+    def _files(self, name: str) -> list[Path]:
+        """The files of the table ``name`` (``run.json`` too: one file)."""
+        path = self.path / name
+        return table_files(path) if name.endswith(".parquet") else [path] * path.is_file()
+
     def posts(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """posts.parquet without its vector columns (or only ``columns``)."""
         if columns is None:
             columns = [c for c in self.post_columns if c not in VECTOR_COLUMNS]
-        return pq.read_table(self.path / "posts.parquet", columns=list(columns)).to_pandas()
+        return read_parquet(self.path / "posts.parquet", columns=list(columns)).to_pandas()
 
     def rejected_errors(self) -> pd.Series:
         """The error of each rejected post (only theirs are read)."""
-        table = pq.read_table(
+        table = read_parquet(
             self.path / "posts.parquet", columns=["error"], filters=[("status", "=", "rejected")]
         )
         return table.column("error").to_pandas()
@@ -311,18 +350,23 @@ class ScoredFolder:
         sorted positions ``rows``, read a row group at a time."""
         if name not in self.post_columns:
             raise InputError(f"posts.parquet in {str(self.path)!r} lacks {name}")
-        parquet = pq.ParquetFile(self.path / "posts.parquet")
+        files = self._files("posts.parquet")
         out: list[np.ndarray] = []
         start = 0
-        dim = parquet.schema_arrow.field(name).type.list_size
-        for batch in parquet.iter_batches(columns=[name], batch_size=8192):
+        dim = pq.read_schema(files[0]).field(name).type.list_size
+        batches = (
+            batch
+            for path in files
+            for batch in pq.ParquetFile(path).iter_batches(columns=[name], batch_size=8192)
+        )
+        for batch in batches:
             end = start + batch.num_rows
             if rows is None:
                 lo, hi = start, end
             else:
                 lo, hi = np.searchsorted(rows, [start, end])
             if hi > lo:
-                matrix = _vector_matrix(batch.column(0), dim)
+                matrix = vector_matrix(batch.column(0), dim)
                 out.append(matrix if rows is None else matrix[rows[lo:hi] - start])
             start = end
         return np.concatenate(out) if out else np.zeros((0, dim), dtype=np.float32)
@@ -334,14 +378,14 @@ class ScoredFolder:
     def arrow_table(self, name: str) -> pa.Table:
         """A table of the folder as Arrow reads it (its types kept, for rewriting it)."""
         self.require([name])
-        return pq.read_table(self.path / name)
+        return read_parquet(self.path / name)
 
     def run(self) -> dict[str, Any]:
         self.require(["run.json"])
         return json.loads((self.path / "run.json").read_text(encoding="utf-8"))
 
 
-def _vector_matrix(column: pa.Array, dim: int) -> np.ndarray:
+def vector_matrix(column: pa.Array, dim: int) -> np.ndarray:
     """A FixedSizeList column as an (n, dim) float32 matrix, NaN where it is null."""
     values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
     valid = column.is_valid().to_numpy(zero_copy_only=False)
@@ -381,11 +425,15 @@ __all__ = [
     "atomic_path",
     "load_scored",
     "narrative_mix",
+    "parts_folder",
     "posts_table",
     "prepare_output_dir",
+    "read_parquet",
     "save_tables",
+    "table_files",
     "timed_rows",
     "to_table",
     "usable",
+    "vector_matrix",
     "write_table",
 ]

@@ -3,8 +3,13 @@ however the posts are chunked and however the pages are parted on disk."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import shutil
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLE
@@ -98,3 +103,48 @@ def test_pages_are_parted_whole(tmp_path):
     assert total == usable.sum() and len(seen) > 1
     parted.close()
     assert not (tmp_path / "spill").exists()
+
+
+def _as_parts(path, bounds):
+    """Rewrite the table file ``path`` as the parts folder the Ray engine writes, cut at
+    row ``bounds``, and remove the file."""
+    table = pq.read_table(path)
+    folder = path.with_name(path.name.removesuffix(".parquet"))
+    folder.mkdir()
+    edges = [0, *bounds, table.num_rows]
+    for i, (a, b) in enumerate(itertools.pairwise(edges)):
+        pq.write_table(table.slice(a, b - a), folder / f"part-{i:05d}.parquet", row_group_size=50)
+    path.unlink()
+
+
+def test_every_reader_takes_a_table_as_parts(sample_result, tmp_path):
+    from narratives.scored import ScoredFolder, load_scored, save_tables
+
+    whole = sample_result.save(tmp_path / "whole")
+    parts = sample_result.save(tmp_path / "parts")
+    _as_parts(parts / "posts.parquet", [100, 101, 250])
+    _as_parts(parts / "pages.parquet", [3])
+    a, b = load_scored(whole), load_scored(parts)
+    for name in ("posts", "pivots", "pages"):
+        pd.testing.assert_frame_equal(getattr(b, name), getattr(a, name), obj=name)
+    assert np.array_equal(a.embeddings, b.embeddings, equal_nan=True)
+    folder = ScoredFolder(parts)
+    rows = np.array([0, 99, 100, 101, 102, 300, 378])
+    assert np.array_equal(
+        folder.vectors("embedding", rows), ScoredFolder(whole).vectors("embedding", rows),
+        equal_nan=True,
+    )  # fmt: skip
+    assert folder.rejected_errors().tolist() == ScoredFolder(whole).rejected_errors().tolist()
+    # a later step writes pages.parquet as one file: the parts go, its added columns stay
+    pages = folder.arrow_table("pages.parquet")
+    column = pa.array([[1]] * pages.num_rows, type=pa.list_(pa.int64()))
+    from narratives.scored import write_table
+
+    write_table(pages.append_column("coordination_clusters", column), parts / "pages.parquet")
+    assert not (parts / "pages").exists()
+    save_tables(parts, b.pivots, b.pages, b.run)  # narratives pivots again
+    assert "coordination_clusters" in pq.read_table(parts / "pages.parquet").column_names
+    # a folder that holds nothing of posts names the fix
+    shutil.rmtree(parts / "posts")
+    with pytest.raises(narratives.InputError, match=r"holds no posts\.parquet"):
+        ScoredFolder(parts)
