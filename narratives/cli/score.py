@@ -136,7 +136,11 @@ def score(
             typer.echo(f"  rejected {n:>7}: {reason}")
     typer.echo(f"posts with a narrative {counts['tagged']}")
     typer.echo(f"pivots {counts['pivots']} (narratives pivots {out} lists them)")
-    typer.echo(f"outputs in {out}/ (posts.parquet, pivots.parquet, pages.parquet, run.json)")
+    tables = [
+        f"{name}/ (parts)" if (Path(out) / name).is_dir() else f"{name}.parquet"
+        for name in ("posts", "pivots", "pages")
+    ]
+    typer.echo(f"outputs in {out}/ ({', '.join(tables)}, run.json)")
     if report:
         typer.echo(f"report {page}")
     exit_on_page_errors(run.get("page_errors"))

@@ -53,22 +53,7 @@ class IdIndex:
             else:
                 repeated.append((at, post_id, seen))
         self._db.executemany("INSERT INTO ids VALUES (?, ?)", new)
-        if not repeated:
-            return frame
-        error = frame["error"].astype(object).to_numpy().copy()
-        status = frame["status"].astype(object).to_numpy().copy()
-        for at, post_id, seen in repeated:
-            reason = (
-                f"duplicate post_id {post_id!r} (first seen at source_row {seen}); "
-                "give every post a unique id"
-            )
-            error[at] = (
-                reason if error[at] is None or pd.isna(error[at]) else f"{reason}; {error[at]}"
-            )
-            status[at] = "rejected"
-        return frame.assign(
-            error=pd.array(error, dtype="string"), status=pd.array(status, dtype="string")
-        )
+        return _reject(frame, repeated)
 
     def _lookup(self, ids: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -85,4 +70,41 @@ class IdIndex:
             self.path.unlink(missing_ok=True)
 
 
-__all__ = ["IdIndex"]
+def mark_repeats(frame: pd.DataFrame, first: dict[str, int]) -> pd.DataFrame:
+    """``frame`` (rows of :func:`~narratives.io.columns.posts_frame`, in any order) with
+    each record rejected whose own post id an earlier record gave, ``first`` holding the
+    first source row of every id given more than once (found over the whole input, as
+    the Ray engine does with a groupby): the rows :meth:`IdIndex.mark` rejects."""
+    if not first:
+        return frame
+    explicit = np.flatnonzero(frame["_explicit"].to_numpy(dtype=bool))
+    ids = frame["post_id"].to_numpy(dtype=object)[explicit]
+    rows = frame["source_row"].to_numpy()[explicit]
+    repeated = []
+    for at, post_id, row in zip(explicit.tolist(), ids.tolist(), rows.tolist()):
+        seen = first.get(post_id)
+        if seen is not None and seen < row:
+            repeated.append((at, post_id, seen))
+    return _reject(frame, repeated)
+
+
+def _reject(frame: pd.DataFrame, repeated: list[tuple[int, str, int]]) -> pd.DataFrame:
+    """``frame`` with the rows of ``repeated`` (position, id, first row) rejected, the
+    reason leading their error."""
+    if not repeated:
+        return frame
+    error = frame["error"].astype(object).to_numpy().copy()
+    status = frame["status"].astype(object).to_numpy().copy()
+    for at, post_id, seen in repeated:
+        reason = (
+            f"duplicate post_id {post_id!r} (first seen at source_row {seen}); "
+            "give every post a unique id"
+        )
+        error[at] = reason if error[at] is None or pd.isna(error[at]) else f"{reason}; {error[at]}"
+        status[at] = "rejected"
+    return frame.assign(
+        error=pd.array(error, dtype="string"), status=pd.array(status, dtype="string")
+    )
+
+
+__all__ = ["IdIndex", "mark_repeats"]

@@ -65,14 +65,41 @@ def ray_read_posts(
     piece_bytes: int = PIECE_BYTES,
 ) -> ReadResult:
     """:func:`narratives.io.read.read_posts` of a JSONL, CSV or Parquet file, read by Ray Data
-    tasks (Ray must be started). A saved ``datasets`` folder, or anything that is not a
-    path, is read by ``read_posts`` here on the driver."""
-    import ray.data
-
-    if not isinstance(source, str | Path) or Path(source).is_dir() or not Path(source).exists():
+    tasks (Ray must be started) and gathered here. A saved ``datasets`` folder, or anything
+    that is not a path, is read by ``read_posts`` here on the driver."""
+    if not is_file_source(source):
         return read_posts(
             source, columns, encoding=encoding, tz=tz, delimiter=delimiter, split=split
         )
+    data, info, _ = ray_read_dataset(
+        source, columns, encoding=encoding, tz=tz, delimiter=delimiter, piece_bytes=piece_bytes
+    )
+    frame, time_info = finish(typed_rows(data.to_pandas()), tz)
+    info.update(time_info)
+    logger.info("read %d records with Ray Data", len(frame))
+    return ReadResult(frame, info)
+
+
+def is_file_source(source: Any) -> bool:
+    """Whether Ray Data tasks read ``source`` (a JSONL, CSV or Parquet file)."""
+    return isinstance(source, str | Path) and Path(source).is_file()
+
+
+def ray_read_dataset(
+    source: str | Path,
+    columns: ColumnMapping | Mapping[str, str] | None = None,
+    *,
+    encoding: str | None = None,
+    tz: str | None = None,
+    delimiter: str | None = None,
+    piece_bytes: int = PIECE_BYTES,
+) -> tuple[Any, dict[str, Any], int]:
+    """The records of the file ``source`` as a Ray Dataset of
+    :func:`~narratives.io.columns.posts_frame` rows (duplicates not yet marked), what
+    ``read_posts`` says of the file but the time counts, and the number of records. Only
+    the pieces' counts come to the driver."""
+    import ray.data
+
     mapping = ColumnMapping.from_any(columns)
     resolve_tz(tz)
     path = Path(source)
@@ -95,7 +122,7 @@ def ray_read_posts(
     for piece, start, line in zip(pieces, starts, lines):
         piece["start_row"], piece["first_line"] = int(start), int(line)
     used = label or encoding
-    built = _per_piece(
+    built = _pieces(
         ray.data,
         pieces,
         _build,
@@ -105,7 +132,6 @@ def ray_read_posts(
         source_name=path.name,
         tz=tz,
     )
-    frame, time_info = finish(_typed(built), tz)
     info: dict[str, Any] = {"source": str(path), "format": fmt}
     if fmt == "jsonl":
         info.update(
@@ -114,9 +140,8 @@ def ray_read_posts(
         )
     elif fmt == "csv":
         info.update(json.loads(survey["extra"][0]))
-    info.update(columns=resolved, available_columns=list(found), **time_info)
-    logger.info("read %d records in %d pieces with Ray Data", len(frame), len(pieces))
-    return ReadResult(frame, info)
+    info.update(columns=resolved, available_columns=list(found))
+    return built, info, int(np.sum(survey["n"]))
 
 
 def _plan(path: Path, fmt: str, piece_bytes: int, encoding: str | None) -> list[dict]:
@@ -184,16 +209,17 @@ def _survey(data: Any, pieces: list[dict], encoding: str | None, delimiter: str 
 def _per_piece(data: Any, pieces: list[dict], fn: Any, **kwargs: Any) -> pd.DataFrame:
     """``fn(piece as a one-row frame, **kwargs)`` run by a Ray Data task per piece, the
     results gathered (in no set order)."""
-    return (
-        data.from_items(pieces, override_num_blocks=len(pieces))
-        .map_batches(
-            cast(Any, fn),  # a function of the batch and fn_kwargs
-            batch_size=1,
-            batch_format="pandas",
-            num_cpus=1,
-            fn_kwargs=kwargs,
-        )
-        .to_pandas()
+    return _pieces(data, pieces, fn, **kwargs).to_pandas()
+
+
+def _pieces(data: Any, pieces: list[dict], fn: Any, **kwargs: Any) -> Any:
+    """The Dataset of ``fn(piece as a one-row frame, **kwargs)`` per piece."""
+    return data.from_items(pieces, override_num_blocks=len(pieces)).map_batches(
+        cast(Any, fn),  # a function of the batch and fn_kwargs
+        batch_size=1,
+        batch_format="pandas",
+        num_cpus=1,
+        fn_kwargs=kwargs,
     )
 
 
@@ -291,9 +317,10 @@ def _build(
     )
 
 
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """The gathered rows in source order, with read_posts' column types. No piece gave a
-    row (an empty file): Ray Data's empty result has no columns at all."""
+def typed_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the Dataset :func:`ray_read_dataset` gives (some or all) in source order,
+    with read_posts' column types. No piece gave a row (an empty file): Ray Data's empty
+    result has no columns at all."""
     if frame.empty:
         names = (*_STRINGS, "created_at", "source_row", "_explicit", "_naive")
         frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in names})
@@ -320,4 +347,4 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-__all__ = ["PIECE_BYTES", "ray_read_posts"]
+__all__ = ["PIECE_BYTES", "is_file_source", "ray_read_dataset", "ray_read_posts", "typed_rows"]

@@ -1,29 +1,66 @@
 """Where the per-post work runs: in this process, or on a Ray cluster with Ray Data.
 
-The Ray engine is Ray Data's recipe for batch inference: the posts that passed reading
-become a dataset of (row, text), and ``map_batches`` runs :class:`RayScorer`, a callable
-class, in a pool of actors, each loading the model and the tagger once and running the
-same :class:`~narratives.pipeline.scorer.PostScorer` as the local engine. Results come back with
-their row numbers and are put in place by row, so a batch that Ray runs twice (after a
-worker dies) writes the same values to the same rows: no row is lost, none doubled, and
-the driver checks that every row came back once. The input is read by Ray Data tasks
-too (:mod:`narratives.io.ray`); pivots and the output files stay on the driver.
+The Ray engine gathers no table on the driver: every stage is a Ray Data operation, and
+the driver keeps counts and run.json.
+
+1. Reading: Ray Data tasks read the input in pieces (:func:`narratives.io.ray.ray_read_dataset`).
+2. Repeated post ids: a groupby on the ids the input gave (the ids, their rows), whose
+   ids given more than once, with their first row, are written to a small Parquet folder
+   that every scoring actor reads.
+3. Scoring: ``map_batches`` runs :class:`RayScorer`, a callable class, in a pool of
+   actors, each loading the model and the tagger once and running the same
+   :class:`~narratives.pipeline.scorer.PostScorer` as the local engine; it gives the rows
+   of posts.parquet, which the workers write (``write_parquet``) as
+   ``posts/part-*.parquet``, named afterwards in source-row order.
+4. Pivots and pages: the scored posts are read back (``read_parquet``) and grouped by
+   page (``groupby(page_id).map_groups``); each page's pivots and page row are made by
+   :func:`~narratives.pipeline.pages.pages_and_pivots`, as the local engine makes them a
+   part at a time, and written by the workers as ``pivots/part-*.parquet`` and
+   ``pages/part-*.parquet`` in page order.
+
+The order of rows does not depend on Ray's scheduling: each part is checked to hold a
+run of rows that follows the part before it. A batch that Ray runs again (after a worker
+dies) gives the same rows again, and the parts are written once, by Ray's write.
 
 Ray is an optional extra: ``pip install 'narratives[ray]'``.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+import io
+import itertools
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from narratives import schema
 from narratives.errors import InputError
+from narratives.io.ids import mark_repeats
+from narratives.io.ray import is_file_source, ray_read_dataset, typed_rows
+from narratives.io.read import PostReader
+from narratives.io.times import resolve_tz
+from narratives.pipeline.pages import page_errors, pages_and_pivots
+from narratives.pipeline.scorer import PostResults
+from narratives.pipeline.spill import COLUMNS, n_parts
+from narratives.pivots.detector import PivotConfig
+from narratives.scored import PostsWriter, posts_table, to_table, vector_matrix
 
 ENGINES = ("local", "ray")
 RAY_INSTALL = "pip install 'narratives[ray]'"
+#: Rows of posts.parquet in a row group, as the local engine writes them.
+_ROW_GROUP = 4096
+#: Page ids named in run.json's page errors, as :func:`page_errors` names them.
+_LISTED = 20
+#: run.json's page errors: the per-page column that flags each kind.
+_ERRORS = {"pivots": "pivot_error", "timing": "timing_error"}
 
 
 def require_ray() -> Any:
@@ -35,19 +72,24 @@ def require_ray() -> Any:
     return ray
 
 
-def start_ray(address: str | None) -> Any:
-    """Ray, joined to the cluster at ``address`` (or a local one) unless already started."""
+def start_ray(address: str | None, progress: bool = False) -> Any:
+    """Ray, joined to the cluster at ``address`` (or a local one) unless already started,
+    its Data context set for a run: rows kept in order, Ray's progress bars shown only
+    with ``progress``."""
     ray = require_ray()
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # score shows its own
+    context.enable_progress_bars = progress
     context.print_on_execution_start = False
+    context.execution_options.preserve_order = True
     return ray
 
 
 class RayScorer:
-    """One actor's model, tagger and cache; called on a batch of {row, text}."""
+    """One actor's model, tagger and cache, and the input's repeated post ids; called on a
+    batch of read rows (:func:`~narratives.io.ray.ray_read_dataset`'s), it gives their
+    rows of posts.parquet."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
         from narratives.embedding.embedder import Embedder
@@ -63,85 +105,288 @@ class RayScorer:
         )
         tagger = load_tagger(spec["tagger"], embedder, spec["taxonomy"])
         self.scorer = PostScorer(embedder, tagger, open_cache(spec["cache"], embedder))
+        self.dim = embedder.dim
+        self.first = _repeated_ids(Path(spec["repeated_ids"]))
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = self.scorer([str(t) for t in batch["text"]])
-        tags = out["tags"]
-        return {
-            "row": np.asarray(batch["row"], dtype=np.int64),
-            "lang": np.array(out["lang"], dtype=object),
-            "lang_score": out["lang_score"],
-            "embedding": out["embedding"],
-            "topic_profile": out["topic_profile"],
-            "note": np.array(out["note"], dtype=object),
-            # list-of-dict cells travel as JSON: Arrow would otherwise give them one schema
-            "tags": np.array(
-                [json.dumps(t) for t in tags] if tags is not None else [""] * len(out["lang"]),
-                dtype=object,
-            ),
-        }
+    def __call__(self, batch: pd.DataFrame) -> pa.Table:
+        frame = mark_repeats(typed_rows(batch), self.first)
+        results = PostResults(frame.drop(columns=["_explicit", "_naive"]), self.dim)
+        if len(results.ok_idx):
+            results.take(results.ok_idx, self.scorer(results.texts))
+        return posts_table(results.posts(), results.embeddings, results.profiles)
 
 
-def ray_results(
-    rows: np.ndarray,
-    texts: list[str],
+def _repeated_ids(folder: Path) -> dict[str, int]:
+    """The ids given more than once, with their first source row (see :func:`_repeats`)."""
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not files:
+        return {}
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    return dict(zip(table.column("post_id").to_pylist(), table.column("first").to_pylist()))
+
+
+def ray_score(
+    source: Any,
+    columns: Any,
+    read_options: Mapping[str, Any],
     spec: dict[str, Any],
+    work: Path,
     *,
-    batch_size: int,
+    chunk_size: int,
     concurrency: int | None,
     address: str | None,
+    pivot_config: PivotConfig | None,
+    progress: bool = False,
     scorer_class: type = RayScorer,
-) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
-    """Run :class:`RayScorer` (or ``scorer_class``) over (row, text) with Ray Data; yield
-    (rows, results) per batch, in the shape :class:`~narratives.pipeline.scorer.PostScorer`
-    returns. Raises if a row comes back twice with different results or not at all."""
-    import pandas as pd
+) -> dict[str, Any]:
+    """Score ``source`` on Ray into the folder ``work`` (``posts``, ``pivots`` and
+    ``pages``, each a folder of parts or, when empty, one file): what the run's
+    run.json needs comes back (``info``, ``counts``, ``summary``, ``errors``,
+    ``n_pages``, ``n_pivots``, ``timings``). ``spec``: how an actor makes the model,
+    tagger and cache (:func:`~narratives.pipeline.scorer.actor_spec`)."""
+    ray = start_ray(address, progress)
+    from ray.data.aggregate import Count, Min
+    from ray.data.expressions import col
 
-    ray = start_ray(address)
     resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0))
-    cpus = int(resources.get("CPU", 1))
+    gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
     if concurrency is None:
         concurrency = max(1, gpus or cpus)
-    spec = {**spec, "threads": 1 if not gpus else None}
+    spec = {**spec, "threads": 1 if not gpus else None, "repeated_ids": str(work / "repeated")}
     if gpus and spec["device"] is None:
         spec["device"] = "cuda"
-    frame = pd.DataFrame({"row": rows, "text": texts})
-    # blocks of one batch each, so that every actor gets work (split here: a split by
-    # Ray would need a CPU that the actors may all hold)
-    data = ray.data.from_pandas(
-        [frame.iloc[i : i + batch_size] for i in range(0, max(len(frame), 1), batch_size)]
-    )
-    mapped = data.map_batches(
-        scorer_class,
-        fn_constructor_kwargs={"spec": spec},
-        batch_size=batch_size,
-        batch_format="numpy",
-        concurrency=concurrency,
-        num_cpus=1,
-        num_gpus=1 if gpus else 0,
-        # Ray Data restarts a dead actor and runs its batches again (its actor pools
-        # default to max_restarts=-1, max_task_retries=-1): results go by row, so a batch
-        # run twice writes the same rows twice, and none is lost
-    )
-    seen = np.zeros(len(rows), dtype=bool)
-    position = {int(r): i for i, r in enumerate(rows)}
-    for batch in mapped.iter_batches(batch_size=None, batch_format="numpy"):
-        got = batch["row"].astype(np.int64)
-        where = [position[int(r)] for r in got]
-        if seen[where].any():
-            raise RuntimeError("Ray returned some posts twice; run again")
-        seen[where] = True
-        yield (
-            got,
-            {
-                "lang": [str(x) for x in batch["lang"]],
-                "lang_score": batch["lang_score"].astype(np.float32),
-                "embedding": np.asarray(batch["embedding"], dtype=np.float32),
-                "topic_profile": np.asarray(batch["topic_profile"], dtype=np.float32),
-                "note": [x if isinstance(x, str) else None for x in batch["note"]],
-                "tags": None if spec["tagger"] is None else [json.loads(t) for t in batch["tags"]],
-            },
+    work.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    data, info, n = _read(ray, source, columns, read_options)
+    naive = 0
+    # groups spread over every CPU, with about PART_POSTS posts in each at most
+    partitions = max(n_parts(n), cpus)
+    if n:
+        ids = data.select_columns(["post_id", "source_row", "_explicit", "_naive"]).materialize()
+        naive = int(ids.sum("_naive") or 0)
+        _repeats(ids).groupby("post_id", num_partitions=partitions).aggregate(
+            Count(alias_name="n"), Min("source_row", alias_name="first")
+        ).filter(expr=col("n") > 1).select_columns(["post_id", "first"]).write_parquet(
+            str(work / "repeated")
         )
-    if not seen.all():
-        raise RuntimeError(f"Ray returned no result for {int((~seen).sum())} posts; run again")
+    if "time_zone_for_naive_times" not in info:  # read by Ray Data tasks
+        info.update(
+            naive_times=naive, time_zone_for_naive_times=str(resolve_tz(read_options["tz"]))
+        )
+    timings["read_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    posts = work / "posts"
+    if n:
+        data.map_batches(
+            scorer_class,
+            fn_constructor_kwargs={"spec": spec},
+            batch_size=chunk_size,
+            batch_format="pandas",
+            compute=ray.data.ActorPoolStrategy(size=concurrency),
+            num_cpus=1,
+            num_gpus=1 if gpus else 0,
+            # Ray Data restarts a dead actor and runs its batches again (its actor pools
+            # default to max_restarts=-1, max_task_retries=-1)
+        ).write_parquet(str(posts), row_group_size=_ROW_GROUP)
+    written = _name_parts(posts, "source_row", n)
+    if not written:
+        writer = PostsWriter(work / "posts.parquet", (spec["dim"], spec["profile_dim"]))
+        writer.close()
+    timings["ray_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    counts = {"read": n, "ok": 0, "warned": 0, "tagged": 0}
+    summary = pages_and_pivots(pd.DataFrame(columns=COLUMNS), np.zeros((0, 0)), None, pivot_config)[
+        2
+    ]
+    errors = page_errors(schema.PAGES.empty_table().to_pandas())
+    n_pages = n_pivots = 0
+    if written:
+        scored = ray.data.read_parquet(str(posts)).select_columns(
+            ["status", "warning", "top_narrative"]
+        )
+        sums = scored.map_batches(_counts, batch_format="pyarrow").sum(["ok", "warned", "tagged"])
+        counts.update({k: int(sums[f"sum({k})"]) for k in ("ok", "warned", "tagged")})
+        per_page = (
+            ray.data.read_parquet(str(posts))
+            .select_columns([*COLUMNS, "embedding", "topic_profile"])
+            .map_batches(_paged, batch_format="pyarrow")
+            .groupby("page_id", num_partitions=partitions)
+            .map_groups(_page, fn_kwargs={"config": pivot_config}, batch_format="pyarrow")
+            .sort("page_id")
+            .materialize()
+        )
+        n_pages = per_page.count()
+        if n_pages:
+            names = ["too_few", "detector_errors", "n_pivots", *_ERRORS.values(), "any_error"]
+            sums = per_page.sum(names)
+            totals = {k: int(sums[f"sum({k})"]) for k in names}
+            n_pivots = totals["n_pivots"]
+            summary.update(
+                pages=n_pages,
+                pages_too_few_posts=totals["too_few"],
+                pages_with_errors=totals["detector_errors"],
+                pivots=n_pivots,
+            )
+            errors = {
+                key: {"pages": totals[column], "first": _first_ids(per_page, column)}
+                for key, column in _ERRORS.items()
+            }
+            errors["pages"] = totals["any_error"]
+        for name in ("pages", "pivots"):
+            per_page.map_batches(
+                _unpack, fn_kwargs={"column": name}, batch_format="pyarrow"
+            ).write_parquet(str(work / name))
+    for name, table in (("pages", schema.PAGES), ("pivots", schema.PIVOTS)):
+        if not _name_parts(work / name, "page_id", None):
+            pq.write_table(table.empty_table(), work / f"{name}.parquet")
+    timings["pivots_s"] = time.perf_counter() - t
+    return {
+        "info": info,
+        "counts": counts,
+        "summary": summary,
+        "errors": errors,
+        "n_pages": n_pages,
+        "n_pivots": n_pivots,
+        "timings": timings,
+    }
+
+
+def _read(ray: Any, source: Any, columns: Any, options: Mapping[str, Any]) -> tuple[Any, dict, int]:
+    """The read rows as a Dataset, what is said of the input, and the number of rows. A
+    file is read by Ray Data tasks; anything else (a DataFrame, a ``datasets`` folder)
+    by this process, a chunk at a time, its repeated ids already marked."""
+    if is_file_source(source):
+        file_options = {k: v for k, v in options.items() if k != "split"}
+        return ray_read_dataset(source, columns, **file_options)
+    reader = PostReader(source, columns, **options)
+    frames = [f.assign(_explicit=False, _naive=False) for f in reader.chunks(65_536)]
+    n = sum(len(f) for f in frames)
+    return ray.data.from_pandas(frames) if frames else None, reader.info, n
+
+
+def _repeats(ids: Any) -> Any:
+    """The (post id, row) of the records that gave their own id."""
+
+    def given(batch: pa.Table) -> pa.Table:
+        return batch.filter(batch.column("_explicit")).select(["post_id", "source_row"])
+
+    return ids.map_batches(given, batch_format="pyarrow")
+
+
+def _counts(batch: pa.Table) -> pa.Table:
+    """run.json's counts of a batch of posts.parquet rows."""
+    return pa.table(
+        {
+            "ok": [pc.sum(pc.equal(batch.column("status"), "ok")).as_py() or 0],
+            "warned": [batch.num_rows - batch.column("warning").null_count],
+            "tagged": [batch.num_rows - batch.column("top_narrative").null_count],
+        }
+    )
+
+
+def _paged(batch: pa.Table) -> pa.Table:
+    """The posts of a batch that take part in per-page work: scored, with a page."""
+    keep = pc.and_(pc.equal(batch.column("status"), "ok"), pc.is_valid(batch.column("page_id")))
+    return batch.filter(pc.fill_null(keep, False))
+
+
+def _page(group: pa.Table, config: PivotConfig | None) -> pa.Table:
+    """One page's pivots and page row (as Arrow IPC bytes, in the shape the files take)
+    and its counts."""
+    group = group.sort_by("source_row")
+    vectors = [
+        vector_matrix(group.column(name).combine_chunks(), group.schema.field(name).type.list_size)
+        for name in ("embedding", "topic_profile")
+    ]
+    posts = group.select(list(COLUMNS)).to_pandas()
+    pivots, pages, summary = pages_and_pivots(posts, vectors[1], vectors[0], config, n_jobs=1)
+    errors = page_errors(pages)
+    flags = {column: int(errors[key]["pages"] > 0) for key, column in _ERRORS.items()}
+    return pa.table(
+        {
+            "page_id": [str(posts["page_id"].iloc[0])],
+            "pages": [_ipc(to_table(pages, schema.PAGES))],
+            "pivots": [_ipc(to_table(pivots, schema.PIVOTS))],
+            "n_pivots": [len(pivots)],
+            "too_few": [summary["pages_too_few_posts"]],
+            "detector_errors": [summary["pages_with_errors"]],
+            **{column: [flag] for column, flag in flags.items()},
+            "any_error": [errors["pages"]],
+        }
+    )
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def _unpack(batch: pa.Table, column: str) -> pa.Table:
+    """The rows that a batch of per-page rows holds in ``column`` (``pages`` or ``pivots``)."""
+    tables = [pa.ipc.open_stream(b).read_all() for b in batch.column(column).to_pylist()]
+    empty = (schema.PAGES if column == "pages" else schema.PIVOTS).empty_table()
+    return pa.concat_tables([empty, *tables])
+
+
+def _first_ids(per_page: Any, column: str) -> list[str]:
+    """The first page ids (in page order) whose ``column`` flag is set."""
+
+    def flagged(batch: pa.Table) -> pa.Table:
+        return batch.filter(pc.greater(batch.column(column), 0)).select(["page_id"])
+
+    rows = per_page.map_batches(flagged, batch_format="pyarrow").take(_LISTED)
+    return [str(r["page_id"]) for r in rows]
+
+
+def _name_parts(folder: Path, key: str, n: int | None) -> int:
+    """Name the Parquet files Ray wrote into ``folder`` ``part-00000.parquet``... in the
+    order of their rows by ``key`` (their files' statistics say where each starts and
+    ends), checking that each part's rows follow the part before's: for ``source_row``,
+    the rows 0 to ``n - 1`` each once. Returns the number of parts (0, and the folder
+    removed, when Ray wrote none)."""
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    spans = []
+    for path in files:
+        meta = pq.ParquetFile(path).metadata
+        if meta.num_rows == 0:
+            path.unlink()
+            continue
+        spans.append((*_span(path, meta, key), meta.num_rows, path))
+    if not spans:
+        shutil.rmtree(folder, ignore_errors=True)
+        return 0
+    spans.sort(key=lambda s: s[0])
+    for before, after in itertools.pairwise(spans):
+        if not before[1] < after[0]:
+            raise RuntimeError(f"Ray wrote parts of {folder.name} whose rows overlap; run again")
+    if n is not None:
+        rows = sum(s[2] for s in spans)
+        contiguous = all(b[1] + 1 == a[0] for b, a in itertools.pairwise(spans))
+        if rows != n or spans[0][0] != 0 or spans[-1][1] != n - 1 or not contiguous:
+            raise RuntimeError(f"Ray wrote {rows} of {n} posts, not each once; run again")
+    staged = []
+    for i, span in enumerate(spans):
+        staged.append(span[3].rename(folder / f".part-{i:05d}.parquet"))
+    for i, path in enumerate(staged):
+        path.rename(folder / f"part-{i:05d}.parquet")
+    return len(staged)
+
+
+def _span(path: Path, meta: Any, key: str) -> tuple[Any, Any]:
+    """The first and last ``key`` of a Parquet file whose rows are in ``key`` order:
+    from its statistics, or, where it has none, from the column."""
+    at = meta.schema.to_arrow_schema().get_field_index(key)
+    stats = [meta.row_group(g).column(at).statistics for g in range(meta.num_row_groups)]
+    if all(s is not None and s.has_min_max for s in stats):
+        return min(s.min for s in stats), max(s.max for s in stats)
+    column = pq.read_table(path, columns=[key]).column(key)
+    return column[0].as_py(), column[-1].as_py()
+
+
+__all__ = ["ENGINES", "RAY_INSTALL", "RayScorer", "ray_score", "require_ray", "start_ray"]

@@ -113,14 +113,26 @@ def with_pivots(
     seconds: float,
 ) -> dict[str, Any]:
     """``run`` (run.json) with what pivot detection found."""
+    return with_counts(run, summary, page_errors(pages), len(pages), len(pivots), seconds)
+
+
+def with_counts(
+    run: dict[str, Any],
+    summary: dict[str, Any],
+    errors: dict[str, Any],
+    n_pages: int,
+    n_pivots: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """``run`` with what pivot detection found, from its counts: the detector's
+    ``summary``, the :func:`page_errors`, the pages and pivots."""
     run = dict(run)
     run["pivots"] = {**summary, "seconds": round(seconds, 3)}
-    errors = page_errors(pages)
     run["page_errors"] = errors
     run["counts"] = {
         **run.get("counts", {}),
-        "pages": len(pages),
-        "pivots": len(pivots),
+        "pages": n_pages,
+        "pivots": n_pivots,
         "page_errors": errors["pages"],
     }
     return run
@@ -151,5 +163,6 @@ __all__ = [
     "page_table",
     "pages_and_pivots",
     "redetect_pivots",
+    "with_counts",
     "with_pivots",
 ]

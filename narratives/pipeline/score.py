@@ -4,8 +4,10 @@ narratives) in this process or on Ray, find the pivots, and write the scored fol
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping
@@ -24,11 +26,11 @@ from narratives.embedding.embedder import DEFAULT, Embedder
 from narratives.embedding.text_cache import EmbeddingCache, open_cache
 from narratives.errors import InputError
 from narratives.io.columns import ColumnMapping
-from narratives.io.read import PostReader, ReadResult
-from narratives.pipeline.engines import ENGINES, ray_results, require_ray, start_ray
-from narratives.pipeline.pages import merge_parts, pages_and_pivots, with_pivots
+from narratives.io.read import PostReader
+from narratives.pipeline.engines import ENGINES, ray_score, require_ray
+from narratives.pipeline.pages import merge_parts, pages_and_pivots, with_counts, with_pivots
 from narratives.pipeline.resume import begin_run, finish_run, run_state
-from narratives.pipeline.scorer import PostScorer, actor_spec, load_tagger
+from narratives.pipeline.scorer import PostResults, PostScorer, actor_spec, load_tagger
 from narratives.pipeline.spill import COLUMNS, PageSpill, n_parts
 from narratives.pivots.detector import PivotConfig
 from narratives.pivots.topics import TOPICS
@@ -36,6 +38,7 @@ from narratives.rowfile import RowFile
 from narratives.scored import (
     PostsWriter,
     ScoreResult,
+    atomic_path,
     load_scored,
     posts_table,
     prepare_output_dir,
@@ -106,10 +109,12 @@ def score(
       keeps them in that SQLite file, False or None only within this run.
     - ``vectors``: a file path keeps the embeddings there, not in memory
       (:class:`~narratives.rowfile.RowFile`; rows of rejected posts read as zeros).
-    - ``engine``: ``"local"``, or ``"ray"``: the input is read by Ray Data tasks
-      (:mod:`narratives.io.ray`) and the per-post work runs in ``concurrency`` Ray actors
-      (one per CPU, or per GPU, when None) on the cluster at ``address`` or a local one
-      (:mod:`narratives.pipeline.engines`); the output is the same.
+    - ``engine``: ``"local"``, or ``"ray"``: every stage runs in Ray Data on the cluster
+      at ``address`` or a local one (:mod:`narratives.pipeline.engines`): the input is
+      read by Ray Data tasks (:mod:`narratives.io.ray`), the per-post work runs in
+      ``concurrency`` Ray actors (one per CPU, or per GPU, when None), pivots per page
+      in a groupby, and the workers write the tables, as folders of parts
+      (``posts/part-00000.parquet``...); the tables are the local engine's.
     - ``pivot_config``: the pivot detector's settings (:class:`~narratives.PivotConfig`).
     - ``progress``: a progress bar; None shows one only on a terminal.
 
@@ -197,6 +202,15 @@ class _Options:
     address: str | None = None
     concurrency: int | None = None
 
+    def read_options(self) -> dict[str, Any]:
+        """How the input is read."""
+        return {
+            "encoding": self.encoding,
+            "tz": self.tz,
+            "delimiter": self.delimiter,
+            "split": self.split,
+        }
+
     def state(self) -> dict[str, Any]:
         """What shapes the output: a resumed run must have the same."""
         embedder, taxonomy, cache = self.embedder, self.taxonomy, self.cache
@@ -234,6 +248,8 @@ def _run(
     """Read, score, find pivots; into ``folder`` (returning run.json's contents) or in
     memory (returning the tables)."""
     _check_engine(opts.engine)
+    if opts.engine == "ray":
+        return _run_ray(source, columns, opts, folder)
     partial = None
     cache, vectors = opts.cache, opts.vectors
     if folder is not None:  # before any work: a folder that cannot be written stops here
@@ -267,17 +283,12 @@ def _run(
         with tqdm(
             total=posts.n_records, unit="post", disable=_disable(opts.progress), desc="scoring"
         ) as bar:
-            if opts.engine == "ray":
-                t = time.perf_counter()
-                _score_on_ray(posts, sink, embedder, loaded, store, opts, partial, bar)
-                timings["ray_s"] = time.perf_counter() - t
-            else:
-                for frame in posts.chunks(opts.chunk_size):
-                    chunk = _PostResults(frame, embedder.dim)
-                    if len(chunk.ok_idx):
-                        chunk.take(chunk.ok_idx, scorer(chunk.texts))
-                    sink.add(chunk.posts(), np.asarray(chunk.embeddings), chunk.profiles)
-                    bar.update(len(frame))
+            for frame in posts.chunks(opts.chunk_size):
+                chunk = PostResults(frame, embedder.dim)
+                if len(chunk.ok_idx):
+                    chunk.take(chunk.ok_idx, scorer(chunk.texts))
+                sink.add(chunk.posts(), chunk.embeddings, chunk.profiles)
+                bar.update(len(frame))
     finally:
         store.close()
     timings.update(scorer.timings)
@@ -293,6 +304,81 @@ def _run(
         return sink.result(pivots, pages, run)
     assert isinstance(sink, _FolderSink) and partial is not None
     sink.save(folder.path, pivots, pages, run)
+    finish_run(partial)
+    return run
+
+
+def _run_ray(
+    source: Any,
+    columns: ColumnMapping | Mapping[str, str] | None,
+    opts: _Options,
+    folder: _Folder | None,
+) -> ScoreResult | dict[str, Any]:
+    """:func:`_run` on Ray (:func:`~narratives.pipeline.engines.ray_score`): the
+    workers write the tables into ``OUT/.partial/ray``, which are moved into ``OUT``,
+    run.json last; without a folder, into a temporary one that is read back."""
+    started = time.perf_counter()
+    partial = None
+    cache = opts.cache
+    if folder is not None:
+        state = run_state(source, _mapping(columns), opts.state())
+        partial = begin_run(folder.path, state, resume=folder.resume, force=folder.force)
+        cache = cache or partial / "embeddings.sqlite"
+    t = time.perf_counter()
+    embedder = opts.embedder
+    if embedder is None:
+        embedder = Embedder(
+            opts.model, device=opts.device, batch_size=opts.batch_size, backend=opts.backend
+        )
+    loaded = load_tagger(opts.tagger, embedder, opts.taxonomy)
+    timings = {"load_model_s": time.perf_counter() - t}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_cache(cache, embedder)
+        store.close()  # the actors open it
+        spec = actor_spec(embedder, loaded, store, Path(tmp))
+        spec.update(dim=embedder.dim, profile_dim=len(TOPICS))
+        work = Path(tmp) / "out" if partial is None else partial / "ray"
+        shutil.rmtree(work, ignore_errors=True)  # a resumed run starts its Ray work again
+        done = ray_score(
+            source,
+            columns,
+            opts.read_options(),
+            spec,
+            work,
+            chunk_size=opts.chunk_size,
+            concurrency=opts.concurrency,
+            address=opts.address,
+            pivot_config=opts.pivot_config,
+            progress=bool(opts.progress),
+        )
+        counts = _Counts()
+        counts.read, counts.ok = done["counts"]["read"], done["counts"]["ok"]
+        counts.warned, counts.tagged = done["counts"]["warned"], done["counts"]["tagged"]
+        run = _run_info(done["info"], counts, embedder, loaded, store)
+        run["cache"].update(hits=None, misses=None)  # the actors' own, not counted here
+        timings.update(done["timings"])
+        run = with_counts(
+            run,
+            done["summary"],
+            done["errors"],
+            done["n_pages"],
+            done["n_pivots"],
+            timings["pivots_s"],
+        )
+        timings["total_s"] = time.perf_counter() - started
+        run["timings"] = {k: round(v, 3) for k, v in timings.items()}
+        out = work if folder is None else folder.path
+        if folder is not None:
+            prepare_output_dir(out, force=True)
+            for name in ("posts", "pivots", "pages"):
+                for path in (work / name, work / f"{name}.parquet"):
+                    if path.exists():
+                        os.replace(path, out / path.name)
+        with atomic_path(out / "run.json") as tmp_run:
+            tmp_run.write_text(json.dumps(run, indent=2, default=str) + "\n")
+        if folder is None:
+            return load_scored(out)
+    assert partial is not None
     finish_run(partial)
     return run
 
@@ -315,126 +401,9 @@ def _posts(
     opts: _Options,
     partial: Path | None,
 ) -> Any:
-    """The posts, a chunk at a time (:class:`~narratives.io.read.PostReader`); with the
-    Ray engine, read by Ray Data tasks, whole (:class:`_ReadWhole`)."""
-    read_options: dict[str, Any] = {
-        "encoding": opts.encoding,
-        "tz": opts.tz,
-        "delimiter": opts.delimiter,
-        "split": opts.split,
-    }
-    if opts.engine == "ray":
-        from narratives.io.ray import ray_read_posts
-
-        start_ray(opts.address)
-        return _ReadWhole(ray_read_posts(source, columns, **read_options))
+    """The posts, a chunk at a time (:class:`~narratives.io.read.PostReader`)."""
     ids = None if partial is None else partial / "ids.sqlite"
-    return PostReader(source, columns, ids_path=ids, **read_options)
-
-
-class _ReadWhole:
-    """A table already read, with a reader's attributes."""
-
-    def __init__(self, read: ReadResult) -> None:
-        self.table, self.info = read.posts, read.info
-        self.n_records = self.n_estimate = len(read.posts)
-
-
-class _PostResults:
-    """The per-post columns of read posts (a chunk's, or with Ray all of them), filled a
-    chunk of results at a time by row (so that a chunk that comes back twice from Ray
-    writes the same rows twice)."""
-
-    def __init__(self, posts: pd.DataFrame, dim: int, vectors: str | Path | None = None) -> None:
-        n = len(posts)
-        self.input_posts = posts
-        self.ok_idx = np.flatnonzero(posts["status"].to_numpy() == "ok")
-        self.texts = posts["text"].to_numpy(dtype=object)[self.ok_idx].tolist()
-        self.lang = np.full(n, None, dtype=object)
-        self.lang_score = np.full(n, np.nan, dtype=np.float32)
-        self.embeddings: np.ndarray | RowFile = (
-            np.full((n, dim), np.nan, dtype=np.float32)
-            if vectors is None
-            else RowFile(vectors, n, dim)
-        )
-        self.warnings = np.array(
-            [w if isinstance(w, str) else None for w in posts["warning"]], dtype=object
-        )
-        self.profiles = np.full((n, len(TOPICS)), np.nan, dtype=np.float32)
-        self.narratives: list[Any] = [[] if s == "ok" else None for s in posts["status"]]
-        self.top_narrative = np.full(n, None, dtype=object)
-        self.top_score = np.full(n, np.nan, dtype=np.float32)
-
-    def chunks(self, size: int):
-        """(rows, texts) of the scored posts, ``size`` at a time."""
-        for start in range(0, len(self.ok_idx), size):
-            yield self.ok_idx[start : start + size], self.texts[start : start + size]
-
-    def take(self, rows: np.ndarray, out: dict[str, Any]) -> None:
-        """Put a chunk's results (as :class:`PostScorer` gives them) at its rows."""
-        self.lang[rows], self.lang_score[rows] = out["lang"], out["lang_score"]
-        self.embeddings[rows], self.profiles[rows] = out["embedding"], out["topic_profile"]
-        warnings = self.warnings
-        for i, note in zip(rows, out["note"]):
-            if note is not None:
-                warnings[i] = note if warnings[i] is None else f"{warnings[i]}; {note}"
-        for i, row in zip(rows, out["tags"] or []):
-            self.narratives[i] = row["narratives"]
-            self.top_narrative[i] = row["top_narrative"]
-            self.top_score[i] = np.nan if row["top_score"] is None else row["top_score"]
-
-    def posts(self) -> pd.DataFrame:
-        """The read posts with their scores: the posts.parquet columns."""
-        profiles = self.profiles
-        top = np.nan_to_num(profiles, nan=-1.0).argmax(axis=1)
-        topic_names = np.array(list(TOPICS), dtype=object)[top]
-        topic_names[np.isnan(profiles[:, 0])] = None
-        return self.input_posts.assign(
-            warning=pd.array(self.warnings, dtype="string"),
-            lang=pd.array(self.lang, dtype="string"),
-            lang_score=self.lang_score,
-            topic=pd.array(topic_names, dtype="string"),
-            topic_score=np.take_along_axis(profiles, top[:, None], axis=1)[:, 0],
-            narratives=self.narratives,
-            top_narrative=pd.array(self.top_narrative, dtype="string"),
-            top_score=self.top_score,
-        )
-
-
-def _score_on_ray(
-    posts: _ReadWhole,
-    sink: _Sink,
-    embedder: Embedder,
-    tagger: NarrativeTagger | None,
-    store: EmbeddingCache,
-    opts: _Options,
-    partial: Path | None,
-    bar: Any,
-) -> None:
-    """The per-post work in Ray actors that make the same models and cache as this
-    process; results are put in place by row as they come back, then go to ``sink`` in
-    input order."""
-    vectors = None if partial is None else partial / "ray-vectors.f32"
-    results = _PostResults(posts.table, embedder.dim, vectors)
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = actor_spec(embedder, tagger, store, Path(tmp))
-        for rows, out in ray_results(
-            results.ok_idx,
-            results.texts,
-            spec,
-            batch_size=opts.chunk_size,
-            concurrency=opts.concurrency,
-            address=opts.address,
-        ):
-            results.take(rows, out)
-            bar.update(len(rows))
-    table = results.posts()
-    for start in range(0, len(table), opts.chunk_size):
-        part = slice(start, start + opts.chunk_size)
-        sink.add(table.iloc[part], results.embeddings[part], results.profiles[part])
-    if isinstance(results.embeddings, RowFile):
-        results.embeddings.close()
-        results.embeddings.path.unlink()
+    return PostReader(source, columns, ids_path=ids, **opts.read_options())
 
 
 class _Counts:

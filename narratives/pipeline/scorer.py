@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from narratives.embedding.embedder import Embedder
 from narratives.embedding.langid import detect_languages
 from narratives.embedding.text_cache import EmbeddingCache, normalise, text_key
 from narratives.errors import InputError
-from narratives.pivots.topics import topic_profiles, topic_prototypes
+from narratives.pivots.topics import TOPICS, topic_profiles, topic_prototypes
 from narratives.tagging.tagger import NarrativeTagger
 from narratives.tagging.taxonomy import load_taxonomy
 
@@ -82,6 +83,57 @@ class PostScorer:
         return notes
 
 
+class PostResults:
+    """The per-post columns of a chunk of read posts, filled with what
+    :class:`PostScorer` gives for its scored rows: the rows of posts.parquet."""
+
+    def __init__(self, posts: pd.DataFrame, dim: int) -> None:
+        n = len(posts)
+        self.input_posts = posts
+        self.ok_idx = np.flatnonzero(posts["status"].to_numpy() == "ok")
+        self.texts = posts["text"].to_numpy(dtype=object)[self.ok_idx].tolist()
+        self.lang = np.full(n, None, dtype=object)
+        self.lang_score = np.full(n, np.nan, dtype=np.float32)
+        self.embeddings = np.full((n, dim), np.nan, dtype=np.float32)
+        self.warnings = np.array(
+            [w if isinstance(w, str) else None for w in posts["warning"]], dtype=object
+        )
+        self.profiles = np.full((n, len(TOPICS)), np.nan, dtype=np.float32)
+        self.narratives: list[Any] = [[] if s == "ok" else None for s in posts["status"]]
+        self.top_narrative = np.full(n, None, dtype=object)
+        self.top_score = np.full(n, np.nan, dtype=np.float32)
+
+    def take(self, rows: np.ndarray, out: dict[str, Any]) -> None:
+        """Put a chunk's results (as :class:`PostScorer` gives them) at its rows."""
+        self.lang[rows], self.lang_score[rows] = out["lang"], out["lang_score"]
+        self.embeddings[rows], self.profiles[rows] = out["embedding"], out["topic_profile"]
+        warnings = self.warnings
+        for i, note in zip(rows, out["note"]):
+            if note is not None:
+                warnings[i] = note if warnings[i] is None else f"{warnings[i]}; {note}"
+        for i, row in zip(rows, out["tags"] or []):
+            self.narratives[i] = row["narratives"]
+            self.top_narrative[i] = row["top_narrative"]
+            self.top_score[i] = np.nan if row["top_score"] is None else row["top_score"]
+
+    def posts(self) -> pd.DataFrame:
+        """The read posts with their scores: the posts.parquet columns."""
+        profiles = self.profiles
+        top = np.nan_to_num(profiles, nan=-1.0).argmax(axis=1)
+        topic_names = np.array(list(TOPICS), dtype=object)[top]
+        topic_names[np.isnan(profiles[:, 0])] = None
+        return self.input_posts.assign(
+            warning=pd.array(self.warnings, dtype="string"),
+            lang=pd.array(self.lang, dtype="string"),
+            lang_score=self.lang_score,
+            topic=pd.array(topic_names, dtype="string"),
+            topic_score=np.take_along_axis(profiles, top[:, None], axis=1)[:, 0],
+            narratives=self.narratives,
+            top_narrative=pd.array(self.top_narrative, dtype="string"),
+            top_score=self.top_score,
+        )
+
+
 def load_tagger(
     tagger: Any, embedder: Embedder, taxonomy: str | Path | None
 ) -> NarrativeTagger | None:
@@ -130,4 +182,4 @@ def _count(count: int, limit: int) -> str:
     return f"more than {limit}" if count == limit + 1 else str(count)
 
 
-__all__ = ["PostScorer", "actor_spec", "load_tagger"]
+__all__ = ["PostResults", "PostScorer", "actor_spec", "load_tagger"]

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLE
 
@@ -24,28 +25,113 @@ def ray_local():
     ray.shutdown()
 
 
-def test_ray_engine_gives_the_local_output(ray_local, sample_result, embedder, tagger):
+def _read_back(folder):
+    """The posts (vectors apart), pivots and pages of a scored folder, as Arrow reads them
+    (each one file or a folder of parts), with the posts' vectors."""
+    from narratives.scored import ScoredFolder, read_parquet
+
+    scored = ScoredFolder(folder)
+    scored.require()
+    posts = read_parquet(folder / "posts.parquet").drop_columns(["embedding", "topic_profile"])
+    tables = {name: read_parquet(folder / f"{name}.parquet") for name in ("pivots", "pages")}
+    return posts, tables, scored.vectors("embedding"), scored.run()
+
+
+def _assert_same_output(ray_dir, local_dir, *, exact_vectors):
+    posts, tables, vectors, run = _read_back(ray_dir)
+    want_posts, want_tables, want_vectors, want_run = _read_back(local_dir)
+    scored_columns = ["lang_score", "topic_score", "top_score"]  # the model's arithmetic
+    if exact_vectors:
+        assert posts.equals(want_posts)
+    else:
+        same = [c for c in posts.column_names if c not in scored_columns]
+        assert posts.select(same).equals(want_posts.select(same))
+    for name, table in tables.items():
+        assert table.equals(want_tables[name]), name
+    ok = ~np.isnan(want_vectors[:, 0])
+    assert np.array_equal(np.isnan(vectors[:, 0]), ~ok)
+    tolerance = 0.0 if exact_vectors else 1e-5
+    assert np.abs(vectors[ok] - want_vectors[ok]).max(initial=0.0) <= tolerance
+    for key in ("counts", "input", "page_errors", "taxonomy", "topics"):
+        assert run[key] == want_run[key], key
+    assert {**run["pivots"], "seconds": 0} == {**want_run["pivots"], "seconds": 0}
+
+
+def test_ray_engine_gives_the_local_output(ray_local, embedder, tagger, tmp_path):
     from narratives import score
 
+    options = {"embedder": embedder, "tagger": tagger, "chunk_size": 64, "progress": False}
+    score(SAMPLE, output=tmp_path / "local", **options)
     ours = score(
         SAMPLE,
-        embedder=embedder,
-        tagger=tagger,
         engine="ray",
-        chunk_size=64,
+        output=tmp_path / "ray",
         cache=None,  # the actors embed every text themselves
-        progress=False,
+        **options,
     )
-    local = sample_result
     assert ours.run["timings"]["ray_s"] > 0
-    columns = ["post_id", "page_id", "status", "error", "warning", "lang", "topic"]
-    columns += ["narratives", "top_narrative", "top_score", "source_row"]
-    pd.testing.assert_frame_equal(ours.posts[columns], local.posts[columns])
-    ok = (local.posts["status"] == "ok").to_numpy()
-    assert np.abs(ours.embeddings[ok] - local.embeddings[ok]).max() <= 1e-5
-    assert np.isnan(ours.embeddings[~ok]).all()
-    pd.testing.assert_frame_equal(ours.pivots, local.pivots)
-    pd.testing.assert_frame_equal(ours.pages, local.pages)
+    # the workers wrote the tables as parts; nothing is left of the run's work
+    assert sorted(p.name for p in (tmp_path / "ray" / "posts").iterdir()) == ["part-00000.parquet"]
+    assert not (tmp_path / "ray" / ".partial").exists()
+    _assert_same_output(tmp_path / "ray", tmp_path / "local", exact_vectors=False)
+    # in memory (a temporary folder read back), the same tables
+    memory = score(SAMPLE, engine="ray", cache=None, **options)
+    pd.testing.assert_frame_equal(memory.posts, ours.posts)
+    pd.testing.assert_frame_equal(memory.pivots, ours.pivots)
+    # later steps read and rewrite the parts: pivots again, then coordination
+    from narratives.operators.coordination import write_coordination
+    from narratives.pipeline.pages import redetect_pivots
+    from narratives.scored import load_scored
+
+    redetect_pivots(tmp_path / "ray")
+    pd.testing.assert_frame_equal(load_scored(tmp_path / "ray").pivots, ours.pivots)
+    assert (tmp_path / "ray" / "pages.parquet").is_file()
+    assert not (tmp_path / "ray" / "pages").exists()
+    write_coordination(tmp_path / "ray", exact_only=True)
+    write_coordination(tmp_path / "local", exact_only=True)
+    for name in ("coordination.parquet", "pages.parquet"):
+        want = pq.read_table(tmp_path / "local" / name)
+        assert pq.read_table(tmp_path / "ray" / name).equals(want), name
+
+
+def _big_dump(path, n, seed=0):
+    """``n`` posts of the sample's texts by n/40 pages, some of one post, a page that
+    pivots, ids repeated far apart, rejected rows and posts without a page or a time."""
+    import json
+
+    rng = np.random.default_rng(seed)
+    texts = read_posts(SAMPLE).posts["text"].dropna().tolist()
+    pages = max(1, n // 40)
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            page = int(rng.integers(pages)) if i % 97 else None
+            record = {
+                "post_id": f"p{i}" if i % 5003 else "p7",  # p7 again, far apart
+                "page_id": None if page is None else f"page{page}",
+                "text": texts[int(rng.integers(len(texts)))] if i % 1009 else "",
+                "created_at": None
+                if i % 2003 == 0
+                else f"2023-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+            }
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            if i % 50021 == 0:
+                f.write("{broken\n")
+    return path
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_local_output_on_200k_posts(ray_local, embedder, tagger, tmp_path):
+    from narratives import score_into
+
+    path = _big_dump(tmp_path / "big.jsonl", 200_000)
+    cache = tmp_path / "cache.sqlite"  # the local run fills it; the actors read it
+    options = {"embedder": embedder, "tagger": tagger, "progress": False, "cache": cache}
+    local = score_into(path, tmp_path / "local", **options)
+    assert local["counts"]["read"] == 200_004 and local["counts"]["rejected"] > 200
+    ray_run = score_into(path, tmp_path / "ray", engine="ray", **options)
+    assert ray_run["counts"] == local["counts"]
+    assert len(list((tmp_path / "ray" / "posts").glob("part-*.parquet"))) > 1
+    _assert_same_output(tmp_path / "ray", tmp_path / "local", exact_vectors=True)
 
 
 def test_ray_engine_without_ray_names_the_install_line(embedder, monkeypatch):
@@ -58,12 +144,16 @@ def test_ray_engine_without_ray_names_the_install_line(embedder, monkeypatch):
         score(SAMPLE, embedder=embedder, engine="spark", progress=False)
 
 
-def test_a_killed_ray_worker_loses_and_doubles_no_row(ray_local, sample_result, tmp_path):
+def test_a_killed_ray_worker_loses_and_doubles_no_row(ray_local, embedder, tmp_path):
     """An actor dies (os._exit) in the middle of its first batch: Ray restarts it and runs
-    the batch again; every post comes back once, with the local engine's vectors."""
+    the batch again; every post is written once, with the local engine's vectors."""
     from ray import cloudpickle
 
-    from narratives.pipeline.engines import RayScorer, ray_results
+    from narratives import score
+    from narratives.embedding.text_cache import open_cache
+    from narratives.pipeline.engines import RayScorer, ray_score
+    from narratives.pipeline.scorer import actor_spec
+    from narratives.pivots.topics import TOPICS
 
     class DiesOnce(RayScorer):
         def __init__(self, spec):
@@ -79,34 +169,30 @@ def test_a_killed_ray_worker_loses_and_doubles_no_row(ray_local, sample_result, 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     marker = tmp_path / "die-once"
     marker.write_text("")
-    posts = sample_result.posts
-    rows = np.flatnonzero((posts["status"] == "ok").to_numpy())
-    spec = {
-        "model": "default",
-        "backend": "auto",
-        "batch_size": 32,
-        "device": None,
-        "tagger": None,
-        "taxonomy": None,
-        "cache": None,
-        "die_once": str(marker),
-    }
-    got: list[int] = []
-    vectors = np.full_like(sample_result.embeddings, np.nan)
-    for batch_rows, out in ray_results(
-        rows,
-        posts["text"].to_numpy()[rows].tolist(),
+    spec = actor_spec(embedder, None, open_cache(None, embedder), tmp_path)
+    spec.update(die_once=str(marker), dim=embedder.dim, profile_dim=len(TOPICS))
+    done = ray_score(
+        SAMPLE,
+        None,
+        {"encoding": None, "tz": None, "delimiter": None, "split": None},
         spec,
-        batch_size=64,
+        tmp_path / "ray",
+        chunk_size=64,
         concurrency=2,
         address=None,
+        pivot_config=None,
         scorer_class=DiesOnce,
-    ):
-        got.extend(batch_rows.tolist())
-        vectors[batch_rows] = out["embedding"]
+    )
     assert not marker.exists(), "no actor died: the test tested nothing"
-    assert sorted(got) == rows.tolist()
-    assert np.abs(vectors[rows] - sample_result.embeddings[rows]).max() <= 1e-5
+    local = score(SAMPLE, embedder=embedder, tagger=None, output=tmp_path / "local", progress=False)
+    assert done["counts"]["ok"] == local.run["counts"]["ok"]
+    from narratives.scored import read_parquet
+
+    posts = read_parquet(tmp_path / "ray" / "posts.parquet").to_pandas()
+    assert posts["source_row"].tolist() == list(range(len(local.posts)))
+    ok = (local.posts["status"] == "ok").to_numpy()
+    vectors = np.stack(posts["embedding"][ok].to_numpy())
+    assert np.abs(vectors - local.embeddings[ok]).max() <= 1e-5
 
 
 def _tricky_inputs(folder) -> list:
