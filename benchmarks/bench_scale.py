@@ -3,6 +3,7 @@ another commit.
 
     python benchmarks/bench_scale.py --sizes 100000 1000000 [--new 0.1]
     python benchmarks/bench_scale.py --base db6bb8b --sizes 100000 --new 0
+    python benchmarks/bench_scale.py --engine ray --workers 2 --sizes 100000 1000000 --new 0
 
 Dumps of N posts are built from a few thousand real texts (the state-media posts and the
 2019 Twitter takedown's tweets in ../shared/data/external), on pages of 100 posts, one
@@ -12,7 +13,15 @@ rest), so that the encoder runs on them and the rest come from the cache. The ca
 a fresh folder, warmed on the real texts first. Each run is ``narratives score DUMP -o
 OUT`` in a fresh process; printed: wall time, posts/s, the command's own peak RSS
 (``ru_maxrss``; pivot detection's worker processes, which hold a part of the pages
-each, are not in it), and the ratio of each size's peak to the smallest size's.
+each, are not in it), the stage timings of run.json, and the ratio of each size's peak
+to the smallest size's.
+
+With ``--engine ray`` the runs are ``narratives score --engine ray --concurrency
+WORKERS`` (a local Ray instance the command starts): the command's peak RSS is then the
+driver's, and beside it are printed the peak RSS of the largest Ray worker process and
+the peak of all of them together (``ray::`` processes, polled every half second; the
+object store's shared memory counts in each process that maps it), and Ray's own
+processes (raylet, GCS...).
 
 With ``--base COMMIT`` the same dumps are also scored by that commit's code (a temporary
 worktree, the same Python and cache), each size by both in turn, base first, after one
@@ -40,15 +49,16 @@ EXTERNAL = ROOT.parent / "shared" / "data" / "external"
 CHILD = """
 import json, resource, sys
 from narratives.cli import main
-sys.argv = ["narratives", "score", sys.argv[1], "-o", sys.argv[2], "--force"]
+sys.argv = ["narratives", "score", sys.argv[1], "-o", sys.argv[2], "--force", *sys.argv[3:]]
 try:
     main()
 except SystemExit as exc:
     if exc.code:
         raise
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-ok = json.load(open(sys.argv[4] + "/run.json"))["counts"]["ok"]
-print(own, ok)
+run = json.load(open(sys.argv[4] + "/run.json"))
+print(json.dumps(run["timings"]))
+print(own, run["counts"]["ok"])
 """
 
 
@@ -100,28 +110,67 @@ def write_dump(
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def run(code: Path, dump: Path, out: Path, env: dict) -> dict:
+def run(code: Path, dump: Path, out: Path, env: dict, options: tuple[str, ...] = ()) -> dict:
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(dump), str(out)],
-        cwd=code,
-        env={**env, "PYTHONPATH": str(code)},
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        sys.exit(f"narratives score failed on {dump.name}:\n{done.stderr[-3000:]}")
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(dump), str(out), *options],
+            cwd=code,
+            env={**env, "PYTHONPATH": str(code)},
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        )
+        peaks = _watch(child)
+        stdout.seek(0), stderr.seek(0)
+        if child.returncode:
+            sys.exit(f"narratives score failed on {dump.name}:\n{stderr.read()[-3000:]}")
+        lines = stdout.read().strip().splitlines()
+        own, ok = (int(x) for x in lines[-1].split())
+        timings = json.loads(lines[-2])
     seconds = time.perf_counter() - started
-    own, ok = (int(x) for x in done.stdout.split()[-2:])
-    return {"s": seconds, "own": own / 1024, "ok": ok}
+    return {"s": seconds, "own": own / 1024, "ok": ok, "timings": timings, **peaks}
+
+
+def _watch(child: subprocess.Popen) -> dict:
+    """Wait for ``child``, polling the RSS of the processes it started: Ray's workers
+    (``ray::...``) and its other processes, in MiB at their peak."""
+    import psutil
+
+    worker = workers = services = 0.0
+    while child.poll() is None:
+        total = {"ray::": 0.0, "other": 0.0}
+        try:
+            for proc in psutil.Process(child.pid).children(recursive=True):
+                try:
+                    rss = proc.memory_info().rss / 2**20
+                    kind = "ray::" if proc.name().startswith("ray::") else "other"
+                except psutil.Error:
+                    continue
+                total[kind] += rss
+                if kind == "ray::":
+                    worker = max(worker, rss)
+        except psutil.Error:
+            pass
+        workers, services = max(workers, total["ray::"]), max(services, total["other"])
+        time.sleep(0.5)
+    return {"worker": worker, "workers": workers, "services": services}
 
 
 def show(label: str, n: int, r: dict) -> None:
+    ray = (
+        f"  largest worker {r['worker']:6.0f} MiB  all workers {r['workers']:6.0f} MiB"
+        f"  other processes {r['services']:6.0f} MiB"
+        if r["workers"]
+        else ""
+    )
     print(
         f"{label:>6} {n:>9,} posts: {r['s']:8.1f} s  {n / r['s']:7.0f} posts/s  "
-        f"peak RSS {r['own']:7.0f} MiB",
+        f"peak RSS {r['own']:7.0f} MiB{ray}",
         flush=True,
     )
+    stages = ", ".join(f"{k} {v:.0f}" for k, v in r["timings"].items() if k.endswith("_s"))
+    print(f"       run.json timings (s): {stages}", flush=True)
 
 
 def main() -> None:
@@ -133,7 +182,12 @@ def main() -> None:
         "--new-chars", type=int, help="new texts keep this many characters of the real one"
     )
     parser.add_argument("--base", help="a commit to compare throughput with")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local")
+    parser.add_argument("--workers", type=int, default=2, help="Ray actors (--engine ray)")
     args = parser.parse_args()
+    options = (
+        ("--engine", "ray", "--concurrency", str(args.workers)) if args.engine == "ray" else ()
+    )
     texts = real_texts(args.texts)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -161,10 +215,10 @@ def main() -> None:
                 dump = tmp_path / f"posts-{n}.jsonl"
                 write_dump(dump, n, texts, args.new, f"new-{n}", args.new_chars)
                 if base is not None:  # the new texts cached first, so both read them
-                    run(ROOT, dump, tmp_path / f"out-{n}", env)
-                    b = run(base, dump, tmp_path / f"out-base-{n}", env)
+                    run(ROOT, dump, tmp_path / f"out-{n}", env, options)
+                    b = run(base, dump, tmp_path / f"out-base-{n}", env, options)
                     show("base", n, b)
-                results[n] = run(ROOT, dump, tmp_path / f"out-{n}", env)
+                results[n] = run(ROOT, dump, tmp_path / f"out-{n}", env, options)
                 show("head", n, results[n])
                 if base is not None:
                     ratio = b["s"] / results[n]["s"]
@@ -177,7 +231,8 @@ def main() -> None:
         for n in args.sizes:
             if n != small:
                 ratio = results[n]["own"] / results[small]["own"]
-                print(f"peak RSS {n:,} / {small:,} posts: {ratio:.2f}x")
+                who = "of the driver " if args.engine == "ray" else ""
+                print(f"peak RSS {who}{n:,} / {small:,} posts: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ the driver keeps counts and run.json.
    of posts.parquet, which the workers write (``write_parquet``) as
    ``posts/part-*.parquet``, named afterwards in source-row order.
 4. Pivots and pages: the scored posts are read back (``read_parquet``) and grouped by
-   page (``groupby(page_id).map_groups``); each page's pivots and page row are made by
+   bucket of pages (``groupby(bucket).map_groups``, a bucket being a hash of the page
+   id, so that a page is never split); each bucket's pivots and page rows are made by
    :func:`~narratives.pipeline.pages.pages_and_pivots`, as the local engine makes them a
-   part at a time, and written by the workers as ``pivots/part-*.parquet`` and
-   ``pages/part-*.parquet`` in page order.
+   part of its pages at a time, sorted by page, and written by the workers as
+   ``pivots/part-*.parquet`` and ``pages/part-*.parquet``.
 
 The order of rows does not depend on Ray's scheduling: each part is checked to hold a
 run of rows that follows the part before it. A batch that Ray runs again (after a worker
@@ -47,7 +48,7 @@ from narratives.io.ids import mark_repeats
 from narratives.io.ray import is_file_source, ray_read_dataset, typed_rows
 from narratives.io.read import PostReader
 from narratives.io.times import resolve_tz
-from narratives.pipeline.pages import page_errors, pages_and_pivots
+from narratives.pipeline.pages import failed_pages, page_errors, pages_and_pivots
 from narratives.pipeline.scorer import PostResults
 from narratives.pipeline.spill import COLUMNS, n_parts
 from narratives.pivots.detector import PivotConfig
@@ -161,8 +162,9 @@ def ray_score(
     t = time.perf_counter()
     data, info, n = _read(ray, source, columns, read_options)
     naive = 0
-    # groups spread over every CPU, with about PART_POSTS posts in each at most
-    partitions = max(n_parts(n), cpus)
+    # groups spread over every CPU; the pages in buckets of about PART_POSTS posts at
+    # most, one call of the pivot detector each (a call per page costs more than a page)
+    partitions = buckets = max(n_parts(n), cpus)
     if n:
         ids = data.select_columns(["post_id", "source_row", "_explicit", "_naive"]).materialize()
         naive = int(ids.sum("_naive") or 0)
@@ -213,9 +215,9 @@ def ray_score(
         per_page = (
             ray.data.read_parquet(str(posts))
             .select_columns([*COLUMNS, "embedding", "topic_profile"])
-            .map_batches(_paged, batch_format="pyarrow")
-            .groupby("page_id", num_partitions=partitions)
-            .map_groups(_page, fn_kwargs={"config": pivot_config}, batch_format="pyarrow")
+            .map_batches(_paged, fn_kwargs={"buckets": buckets}, batch_format="pyarrow")
+            .groupby("bucket", num_partitions=partitions)
+            .map_groups(_pages_of, fn_kwargs={"config": pivot_config}, batch_format="pyarrow")
             .sort("page_id")
             .materialize()
         )
@@ -288,15 +290,21 @@ def _counts(batch: pa.Table) -> pa.Table:
     )
 
 
-def _paged(batch: pa.Table) -> pa.Table:
-    """The posts of a batch that take part in per-page work: scored, with a page."""
+def _paged(batch: pa.Table, buckets: int) -> pa.Table:
+    """The posts of a batch that take part in per-page work (scored, with a page), each
+    with the bucket of its page: a hash of the page id, modulo ``buckets``, as the local
+    engine parts its pages."""
     keep = pc.and_(pc.equal(batch.column("status"), "ok"), pc.is_valid(batch.column("page_id")))
-    return batch.filter(pc.fill_null(keep, False))
+    kept = batch.filter(pc.fill_null(keep, False))
+    pages = kept.column("page_id").to_numpy(zero_copy_only=False)
+    bucket = pd.util.hash_array(pages, categorize=True) % np.uint64(buckets)
+    return kept.append_column("bucket", pa.array(bucket.astype(np.int64)))
 
 
-def _page(group: pa.Table, config: PivotConfig | None) -> pa.Table:
-    """One page's pivots and page row (as Arrow IPC bytes, in the shape the files take)
-    and its counts."""
+def _pages_of(group: pa.Table, config: PivotConfig | None) -> pa.Table:
+    """The pivots and page rows of the pages of a bucket (every post of each), one row a
+    page: its rows as Arrow IPC bytes in the shape the files take, and its counts (the
+    detector's counts of the bucket on its first page)."""
     group = group.sort_by("source_row")
     vectors = [
         vector_matrix(group.column(name).combine_chunks(), group.schema.field(name).type.list_size)
@@ -304,18 +312,26 @@ def _page(group: pa.Table, config: PivotConfig | None) -> pa.Table:
     ]
     posts = group.select(list(COLUMNS)).to_pandas()
     pivots, pages, summary = pages_and_pivots(posts, vectors[1], vectors[0], config, n_jobs=1)
-    errors = page_errors(pages)
-    flags = {column: int(errors[key]["pages"] > 0) for key, column in _ERRORS.items()}
+    page_rows, pivot_rows = to_table(pages, schema.PAGES), to_table(pivots, schema.PIVOTS)
+    ids = page_rows.column("page_id").to_pylist()
+    of_page: dict[str, list[int]] = {}
+    for i, page in enumerate(pivot_rows.column("page_id").to_pylist()):
+        of_page.setdefault(page, []).append(i)
+    failed = failed_pages(pages)
+    first = np.arange(len(ids)) == 0
     return pa.table(
         {
-            "page_id": [str(posts["page_id"].iloc[0])],
-            "pages": [_ipc(to_table(pages, schema.PAGES))],
-            "pivots": [_ipc(to_table(pivots, schema.PIVOTS))],
-            "n_pivots": [len(pivots)],
-            "too_few": [summary["pages_too_few_posts"]],
-            "detector_errors": [summary["pages_with_errors"]],
-            **{column: [flag] for column, flag in flags.items()},
-            "any_error": [errors["pages"]],
+            "page_id": ids,
+            "pages": [_ipc(page_rows.slice(i, 1)) for i in range(len(ids))],
+            "pivots": [
+                _ipc(pivot_rows.take(pa.array(of_page.get(page, []), pa.int64()))) for page in ids
+            ],
+            "n_pivots": [len(of_page.get(page, [])) for page in ids],
+            "too_few": np.where(first, summary["pages_too_few_posts"], 0),
+            "detector_errors": np.where(first, summary["pages_with_errors"], 0),
+            "pivot_error": failed["pivots"].astype(np.int64),
+            "timing_error": failed["timing"].astype(np.int64),
+            "any_error": (failed["pivots"] | failed["timing"]).astype(np.int64),
         }
     )
 

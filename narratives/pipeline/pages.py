@@ -56,14 +56,21 @@ def page_errors(pages: pd.DataFrame, listed: int = 20) -> dict[str, Any]:
     ``pivot_status`` or ``timing_status``), counted, with the first ``listed`` ids of
     each: what run.json says of them."""
     out: dict[str, Any] = {}
-    any_error = np.zeros(len(pages), dtype=bool)
-    for column, key in (("pivot_status", "pivots"), ("timing_status", "timing")):
-        status = pages[column] if column in pages else pd.Series(None, index=pages.index)
-        failed = status.fillna("").astype(str).str.startswith("error:").to_numpy()
-        any_error |= failed
+    flags = failed_pages(pages)
+    for key, failed in flags.items():
         ids = pages.loc[failed, "page_id"].astype(str)
         out[key] = {"pages": len(ids), "first": ids.head(listed).tolist()}
-    out["pages"] = int(any_error.sum())
+    out["pages"] = int((flags["pivots"] | flags["timing"]).sum())
+    return out
+
+
+def failed_pages(pages: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Which pages' pivots (``pivots``) and timing (``timing``) met an unexpected error
+    (``error: ...`` in ``pivot_status`` or ``timing_status``), as boolean masks."""
+    out = {}
+    for column, key in (("pivot_status", "pivots"), ("timing_status", "timing")):
+        status = pages[column] if column in pages else pd.Series(None, index=pages.index)
+        out[key] = status.fillna("").astype(str).str.startswith("error:").to_numpy()
     return out
 
 
@@ -158,6 +165,7 @@ def redetect_pivots(scored_dir: str | Path, config: PivotConfig | None = None) -
 
 __all__ = [
     "detect_pivots",
+    "failed_pages",
     "merge_parts",
     "page_errors",
     "page_table",
