@@ -7,7 +7,8 @@ that is absent) with ``narratives.score``: the local engine, then ``engine="ray"
 local Ray instance with ``concurrency`` 1 and 2, all without the persistent cache (each
 run embeds every distinct text). The model and the default tagger are built beforehand;
 the Ray runs include what Ray adds: starting the actors, each loading the model, and
-moving the vectors back to the driver. Prints posts/s and the ratio to the local engine.
+the Ray Data passes (repeated ids, writing the parts, pivots by page bucket). Prints
+posts/s and the ratio to the local engine.
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ With ``--engine ray`` the runs are ``narratives score --engine ray --concurrency
 WORKERS`` (a local Ray instance the command starts): the command's peak RSS is then the
 driver's, and beside it are printed the peak RSS of the largest Ray worker process and
 the peak of all of them together (``ray::`` processes, polled every half second; the
-object store's shared memory counts in each process that maps it), and Ray's own
-processes (raylet, GCS...).
+object store's shared memory counts in each process that maps it), the largest
+worker's USS (its own memory, without that shared memory) and what it was running, and
+Ray's own processes (raylet, GCS...).
 
 With ``--base COMMIT`` the same dumps are also scored by that commit's code (a temporary
 worktree, the same Python and cache), each size by both in turn, base first, after one
@@ -36,6 +37,7 @@ import csv
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -125,42 +127,53 @@ def run(code: Path, dump: Path, out: Path, env: dict, options: tuple[str, ...] =
         stdout.seek(0), stderr.seek(0)
         if child.returncode:
             sys.exit(f"narratives score failed on {dump.name}:\n{stderr.read()[-3000:]}")
+        # the last two lines the child printed (Ray may print its own among them)
         lines = stdout.read().strip().splitlines()
-        own, ok = (int(x) for x in lines[-1].split())
-        timings = json.loads(lines[-2])
+        counts = [line for line in lines if re.fullmatch(r"\d+ \d+", line)][-1]
+        own, ok = (int(x) for x in counts.split())
+        timings = json.loads([line for line in lines if line.startswith('{"')][-1])
     seconds = time.perf_counter() - started
     return {"s": seconds, "own": own / 1024, "ok": ok, "timings": timings, **peaks}
 
 
 def _watch(child: subprocess.Popen) -> dict:
-    """Wait for ``child``, polling the RSS of the processes it started: Ray's workers
-    (``ray::...``) and its other processes, in MiB at their peak."""
+    """Wait for ``child``, polling the memory of the processes it started: Ray's workers
+    (``ray::...``) and its other processes, in MiB at their peak. A worker's RSS counts
+    the object store's shared memory it maps; its USS (``uss``) does not."""
     import psutil
 
-    worker = workers = services = 0.0
+    peak = {"worker": 0.0, "uss": 0.0, "workers": 0.0, "services": 0.0, "name": ""}
     while child.poll() is None:
         total = {"ray::": 0.0, "other": 0.0}
         try:
             for proc in psutil.Process(child.pid).children(recursive=True):
                 try:
-                    rss = proc.memory_info().rss / 2**20
-                    kind = "ray::" if proc.name().startswith("ray::") else "other"
+                    name = proc.name()
+                    kind = "ray::" if name.startswith("ray::") else "other"
+                    if kind == "ray::":
+                        full = proc.memory_full_info()
+                        rss, uss = full.rss / 2**20, full.uss / 2**20
+                        if uss > peak["uss"]:
+                            peak["uss"], peak["name"] = uss, " ".join(proc.cmdline())[:80]
+                        peak["worker"] = max(peak["worker"], rss)
+                    else:
+                        rss = proc.memory_info().rss / 2**20
                 except psutil.Error:
                     continue
                 total[kind] += rss
-                if kind == "ray::":
-                    worker = max(worker, rss)
         except psutil.Error:
             pass
-        workers, services = max(workers, total["ray::"]), max(services, total["other"])
+        peak["workers"] = max(peak["workers"], total["ray::"])
+        peak["services"] = max(peak["services"], total["other"])
         time.sleep(0.5)
-    return {"worker": worker, "workers": workers, "services": services}
+    return peak
 
 
 def show(label: str, n: int, r: dict) -> None:
     ray = (
         f"  largest worker {r['worker']:6.0f} MiB  all workers {r['workers']:6.0f} MiB"
-        f"  other processes {r['services']:6.0f} MiB"
+        f"  other processes {r['services']:6.0f} MiB\n"
+        f"       largest worker USS {r['uss']:6.0f} MiB ({r['name']})"
         if r["workers"]
         else ""
     )

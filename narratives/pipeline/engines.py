@@ -226,9 +226,9 @@ def ray_score(
     timings["ray_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    summary = pages_and_pivots(pd.DataFrame(columns=COLUMNS), np.zeros((0, 0)), None, pivot_config)[
-        2
-    ]
+    _, _, summary = pages_and_pivots(
+        pd.DataFrame(columns=COLUMNS), np.zeros((0, 0)), None, pivot_config
+    )  # what the detector says of no page: its settings
     errors = page_errors(schema.PAGES.empty_table().to_pandas())
     n_pages = n_pivots = 0
     if written:
