@@ -58,8 +58,12 @@ def format_of(path: Path) -> str:
     )
 
 
+#: A byte that did not decode, as ``errors="surrogateescape"`` keeps it.
+_BAD_BYTE = re.compile("[\udc80-\udcff]")
+
+
 def _has_bad_bytes(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return _BAD_BYTE.search(text) is not None
 
 
 #: Bytes read at a time when a file is streamed (and the sample an encoding is detected on).
