@@ -9,19 +9,24 @@ the driver keeps counts and run.json.
    that every scoring actor reads.
 3. Scoring: ``map_batches`` runs :class:`RayScorer`, a callable class, in a pool of
    actors, each loading the model and the tagger once and running the same
-   :class:`~narratives.pipeline.scorer.PostScorer` as the local engine; it gives the rows
-   of posts.parquet, which the workers write (``write_parquet``) as
-   ``posts/part-*.parquet``, named afterwards in source-row order.
+   :class:`~narratives.pipeline.scorer.PostScorer` as the local engine; each actor
+   writes its batch's rows of posts.parquet as a part named by its first row and gives
+   only the batch's counts, which Ray sums. (With Ray's own ``write_parquet`` after the
+   actors, the writes waited for the actors' CPUs and every scored row waited in the
+   object store.)
 4. Pivots and pages: the scored posts are read back (``read_parquet``) and grouped by
    bucket of pages (``groupby(bucket).map_groups``, a bucket being a hash of the page
-   id, so that a page is never split); each bucket's pivots and page rows are made by
+   id, so that a page is never split; a call per page cost more than the page); each
+   bucket's pivots and page rows are made by
    :func:`~narratives.pipeline.pages.pages_and_pivots`, as the local engine makes them a
-   part of its pages at a time, sorted by page, and written by the workers as
-   ``pivots/part-*.parquet`` and ``pages/part-*.parquet``.
+   part of its pages at a time, sorted by page, and written a block at a time by the
+   workers as ``pivots/part-*.parquet`` and ``pages/part-*.parquet``.
 
-The order of rows does not depend on Ray's scheduling: each part is checked to hold a
-run of rows that follows the part before it. A batch that Ray runs again (after a worker
-dies) gives the same rows again, and the parts are written once, by Ray's write.
+The order of rows does not depend on Ray's scheduling: the parts are named afterwards
+in the order their Parquet statistics give, and each is checked to hold a run of rows
+that follows the part before it (``write_parquet`` put a sorted dataset's blocks into
+one file out of order). A batch that Ray runs again (after a worker dies) writes the
+same part again, atomically, under the same name.
 
 Ray is an optional extra: ``pip install 'narratives[ray]'``.
 """

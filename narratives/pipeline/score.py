@@ -250,23 +250,14 @@ def _run(
     _check_engine(opts.engine)
     if opts.engine == "ray":
         return _run_ray(source, columns, opts, folder)
-    partial = None
-    cache, vectors = opts.cache, opts.vectors
-    if folder is not None:  # before any work: a folder that cannot be written stops here
-        state = run_state(source, _mapping(columns), opts.state())
-        partial = begin_run(folder.path, state, resume=folder.resume, force=folder.force)
-        cache = cache or partial / "embeddings.sqlite"
+    partial, cache = _begin(source, columns, opts, folder)
+    vectors = opts.vectors
     started = time.perf_counter()
     posts = _posts(source, columns, opts, partial)
     timings = {"read_s": time.perf_counter() - started}
 
     t = time.perf_counter()
-    embedder = opts.embedder
-    if embedder is None:
-        embedder = Embedder(
-            opts.model, device=opts.device, batch_size=opts.batch_size, backend=opts.backend
-        )
-    loaded = load_tagger(opts.tagger, embedder, opts.taxonomy)
+    embedder, loaded = _models(opts)
     timings["load_model_s"] = time.perf_counter() - t
 
     dims = (embedder.dim, len(TOPICS))
@@ -318,19 +309,9 @@ def _run_ray(
     workers write the tables into ``OUT/.partial/ray``, which are moved into ``OUT``,
     run.json last; without a folder, into a temporary one that is read back."""
     started = time.perf_counter()
-    partial = None
-    cache = opts.cache
-    if folder is not None:
-        state = run_state(source, _mapping(columns), opts.state())
-        partial = begin_run(folder.path, state, resume=folder.resume, force=folder.force)
-        cache = cache or partial / "embeddings.sqlite"
+    partial, cache = _begin(source, columns, opts, folder)
     t = time.perf_counter()
-    embedder = opts.embedder
-    if embedder is None:
-        embedder = Embedder(
-            opts.model, device=opts.device, batch_size=opts.batch_size, backend=opts.backend
-        )
-    loaded = load_tagger(opts.tagger, embedder, opts.taxonomy)
+    embedder, loaded = _models(opts)
     timings = {"load_model_s": time.perf_counter() - t}
     with tempfile.TemporaryDirectory() as tmp:
         store = open_cache(cache, embedder)
@@ -381,6 +362,32 @@ def _run_ray(
     assert partial is not None
     finish_run(partial)
     return run
+
+
+def _begin(
+    source: Any,
+    columns: ColumnMapping | Mapping[str, str] | None,
+    opts: _Options,
+    folder: _Folder | None,
+) -> tuple[Path | None, Any]:
+    """Before any work, so that a folder that cannot be written stops the run here: the
+    run's folder of unfinished work (None in memory) and its text cache (the run's own
+    in that folder when no persistent one is asked for)."""
+    if folder is None:
+        return None, opts.cache
+    state = run_state(source, _mapping(columns), opts.state())
+    partial = begin_run(folder.path, state, resume=folder.resume, force=folder.force)
+    return partial, opts.cache or partial / "embeddings.sqlite"
+
+
+def _models(opts: _Options) -> tuple[Embedder, NarrativeTagger | None]:
+    """The run's embedder (the one given, or loaded) and tagger."""
+    embedder = opts.embedder
+    if embedder is None:
+        embedder = Embedder(
+            opts.model, device=opts.device, batch_size=opts.batch_size, backend=opts.backend
+        )
+    return embedder, load_tagger(opts.tagger, embedder, opts.taxonomy)
 
 
 def _mapping(columns: ColumnMapping | Mapping[str, str] | None) -> dict[str, str]:
