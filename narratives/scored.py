@@ -179,6 +179,11 @@ def save_tables(out: Path, pivots: pd.DataFrame, pages: pd.DataFrame, run: dict)
     if table_files(out / "pages.parquet"):
         table = _with_added_columns(table, read_parquet(out / "pages.parquet"))
     write_table(table, out / "pages.parquet")
+    write_run(out, run)
+
+
+def write_run(out: Path, run: dict) -> None:
+    """Write run.json into ``out``, whole or not at all: the last file a run writes."""
     with atomic_path(out / "run.json") as tmp:
         tmp.write_text(json.dumps(run, indent=2, default=str) + "\n")
 
@@ -435,5 +440,6 @@ __all__ = [
     "to_table",
     "usable",
     "vector_matrix",
+    "write_run",
     "write_table",
 ]

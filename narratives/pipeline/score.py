@@ -4,7 +4,6 @@ narratives) in this process or on Ray, find the pivots, and write the scored fol
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -38,11 +37,11 @@ from narratives.rowfile import RowFile
 from narratives.scored import (
     PostsWriter,
     ScoreResult,
-    atomic_path,
     load_scored,
     posts_table,
     prepare_output_dir,
     save_tables,
+    write_run,
 )
 from narratives.tagging.tagger import NarrativeTagger
 
@@ -283,7 +282,7 @@ def _run(
     finally:
         store.close()
     timings.update(scorer.timings)
-    run = _run_info(posts.info, sink.counts, embedder, loaded, store)
+    run = _run_info(posts.info, vars(sink.counts), embedder, loaded, store)
     t = time.perf_counter()
     pivots, pages, summary = sink.pages_and_pivots(opts.pivot_config)
     run = with_pivots(run, pivots, pages, summary, time.perf_counter() - t)
@@ -332,10 +331,7 @@ def _run_ray(
             pivot_config=opts.pivot_config,
             progress=bool(opts.progress),
         )
-        counts = _Counts()
-        counts.read, counts.ok = done["counts"]["read"], done["counts"]["ok"]
-        counts.warned, counts.tagged = done["counts"]["warned"], done["counts"]["tagged"]
-        run = _run_info(done["info"], counts, embedder, loaded, store)
+        run = _run_info(done["info"], done["counts"], embedder, loaded, store)
         run["cache"].update(hits=None, misses=None)  # the actors' own, not counted here
         timings.update(done["timings"])
         run = with_counts(
@@ -355,8 +351,7 @@ def _run_ray(
                 for path in (work / name, work / f"{name}.parquet"):
                     if path.exists():
                         os.replace(path, out / path.name)
-        with atomic_path(out / "run.json") as tmp_run:
-            tmp_run.write_text(json.dumps(run, indent=2, default=str) + "\n")
+        write_run(out, run)
         if folder is None:
             return load_scored(out)
     assert partial is not None
@@ -535,7 +530,7 @@ def _joined(parts: list[Any], dim: int | None) -> Any:
 
 def _run_info(
     info: dict[str, Any],
-    counts: _Counts,
+    counts: Mapping[str, int],
     embedder: Embedder,
     tagger: NarrativeTagger | None,
     store: EmbeddingCache,
@@ -561,11 +556,11 @@ def _run_info(
         },
         "tagger": None if tagger is None else {"kind": tagger.kind, "model": tagger.model},
         "counts": {
-            "read": counts.read,
-            "ok": counts.ok,
-            "rejected": counts.read - counts.ok,
-            "warned": counts.warned,
-            "tagged": counts.tagged,
+            "read": counts["read"],
+            "ok": counts["ok"],
+            "rejected": counts["read"] - counts["ok"],
+            "warned": counts["warned"],
+            "tagged": counts["tagged"],
         },
     }
 
