@@ -48,6 +48,11 @@ PIVOTS = pa.schema(
         # narrative-level tags of each side: share of its posts that carry each (top 3)
         ("before_narratives", pa.list_(NARRATIVE_SCORE)),
         ("after_narratives", pa.list_(NARRATIVE_SCORE)),
+        # posts from the pivot to the next one (or the page's end); a page's last pivot
+        # is provisional while so few posts follow it that a return to what came before
+        # would make it a burst (see PivotDetector._may_revert)
+        ("posts_after", pa.int64()),
+        ("provisional", pa.bool_()),
     ]
 )
 

@@ -377,9 +377,22 @@ class PivotDetector:
                     "after_topic": _topic_name(profiles[after]),
                     "before_narratives": narrative_mix(timeline.tags, np.arange(n)[before]),
                     "after_narratives": narrative_mix(timeline.tags, np.arange(n)[after]),
+                    "posts_after": after.stop - after.start,
+                    "provisional": i == len(changes) - 1
+                    and self._may_revert(after.stop - after.start, before.stop - before.start),
                 }
             )
         return rows, "ok"
+
+    def _may_revert(self, after: int, before: int) -> bool:
+        """Whether a page's last pivot, with ``after`` posts after it and ``before`` in the
+        regime before it, is still provisional: short enough that, should the page go back
+        to what it posted before, the burst rule would withdraw it (a regime of at most
+        ``max_burst_posts`` posts, or ``max_burst_share`` of the shorter neighbour, whose
+        neighbours match). The detector reports a pivot from ``min_posts`` posts after it
+        on; a later update confirms it (more posts) or withdraws it."""
+        cfg = self.config
+        return after <= max(cfg.max_burst_posts, cfg.max_burst_share * before)
 
     def _kind(self, change: _Change) -> str:
         """topic, language or topic+language: a signal joins an established change when its
