@@ -57,8 +57,12 @@ TOPICS: dict[str, str] = {
 
 
 def topic_profiles(embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
-    """Float32 (n, K) topic distributions of L2-normalised embeddings (NaN rows stay NaN)."""
-    sims = embeddings @ prototypes.T
+    """Float32 (n, K) topic distributions of L2-normalised embeddings (NaN rows stay NaN).
+
+    Each row is computed on its own (einsum in float64, not a BLAS product, whose sums
+    depend on how many rows come at once), so a post gets the same profile in any chunk:
+    what lets an update give the tables one run over everything gives."""
+    sims = np.einsum("nd,kd->nk", embeddings.astype(np.float64), prototypes.astype(np.float64))
     z = (sims - sims.mean(axis=1, keepdims=True)) / (sims.std(axis=1, keepdims=True) + 1e-9)
     z = z / TEMPERATURE
     z -= z.max(axis=1, keepdims=True)

@@ -29,7 +29,13 @@ class Head:
         return x - (x @ self.nuisance.T) @ self.nuisance
 
     def proba(self, x: np.ndarray) -> np.ndarray:
-        z = self.features(x) @ self.weight.T + self.bias
+        """Probabilities of each class for the rows of ``x``, each row computed on its own
+        (einsum in float64, not BLAS products whose sums depend on how many rows come at
+        once): a post gets the same tags in any chunk."""
+        x = x.astype(np.float64) - self.center
+        nuisance = self.nuisance.astype(np.float64)
+        x = x - np.einsum("nr,rd->nd", np.einsum("nd,rd->nr", x, nuisance), nuisance)
+        z = np.einsum("nd,kd->nk", x, self.weight.astype(np.float64)) + self.bias
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
 
