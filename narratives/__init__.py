@@ -27,6 +27,7 @@ from narratives.operators.coordination import (
 from narratives.operators.timing import TimingConfig, TimingEstimator, page_timing, write_timing
 from narratives.pipeline.pages import detect_pivots
 from narratives.pipeline.score import score, score_into
+from narratives.pipeline.update import change_log, update
 from narratives.pivots.detector import PivotConfig, PivotDetector
 from narratives.report.build import ReportConfig, build_report, write_report
 from narratives.scored import ScoredFolder, ScoreResult, load_scored
@@ -58,6 +59,7 @@ __all__ = [
     "TrainingArguments",
     "__version__",
     "build_report",
+    "change_log",
     "default_tagger",
     "detect_language",
     "detect_languages",
@@ -69,6 +71,7 @@ __all__ = [
     "read_posts",
     "score",
     "score_into",
+    "update",
     "write_coordination",
     "write_report",
     "write_timing",

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from narratives import schema
@@ -41,6 +42,13 @@ from narratives.rowfile import RowFile
 OUTPUT_FILES = ("posts.parquet", "pivots.parquet", "pages.parquet", "run.json")
 #: Folder of a run's unfinished work inside its output directory.
 PARTIAL = ".partial"
+#: Folder of an update's unfinished work (:mod:`narratives.pipeline.update`); while it
+#: holds :data:`COMMIT`, the update is being moved into the folder, which is then not
+#: to be read.
+UPDATE = ".update"
+COMMIT = "commit.json"
+#: The change log: ``updates/0001.json``... one file per update.
+UPDATES = "updates"
 #: The per-post vector columns of posts.parquet.
 VECTOR_COLUMNS = ("embedding", "topic_profile")
 #: Rows of posts.parquet converted and written at a time (one Parquet row group each).
@@ -248,13 +256,31 @@ def posts_table(posts: pd.DataFrame, embeddings: np.ndarray, profiles: np.ndarra
     return table
 
 
-def write_table(table: pa.Table, path: Path) -> None:
+#: The key of a table's Parquet metadata that holds the settings that made it.
+SETTINGS_KEY = b"narratives.settings"
+
+
+def write_table(table: pa.Table, path: Path, settings: dict[str, Any] | None = None) -> None:
     """Write one Parquet file of a scored folder, whole or not at all; it replaces the
     table's parts, if the folder held it as parts (they go once the file is in place, and
-    readers take the file where both are there)."""
+    readers take the file where both are there). ``settings`` (JSON) go into the file's
+    metadata: what made it, for a later update to make it again the same way."""
+    if settings is not None:
+        meta = dict(table.schema.metadata or {})
+        meta[SETTINGS_KEY] = json.dumps(settings, default=str).encode()
+        table = table.replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     shutil.rmtree(parts_folder(path), ignore_errors=True)
+
+
+def table_settings(path: str | Path) -> dict[str, Any] | None:
+    """The settings :func:`write_table` kept in the table ``path`` (None without)."""
+    files = table_files(path)
+    if not files:
+        return None
+    meta = pq.read_schema(files[0]).metadata or {}
+    return json.loads(meta[SETTINGS_KEY]) if SETTINGS_KEY in meta else None
 
 
 def _with_added_columns(pages: pa.Table, old: pa.Table) -> pa.Table:
@@ -303,6 +329,8 @@ def prepare_output_dir(out_dir: str | Path, *, force: bool) -> Path:
                 (out / name).unlink(missing_ok=True)
                 if name.endswith(".parquet"):
                     shutil.rmtree(parts_folder(out / name), ignore_errors=True)
+            for name in (UPDATES, UPDATE):  # the change log is of the run replaced
+                shutil.rmtree(out / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -317,6 +345,12 @@ class ScoredFolder:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if (self.path / UPDATE / COMMIT).is_file():
+            raise InputError(
+                f"an update of {str(self.path)!r} was interrupted while it was written into "
+                f"the folder: finish it with narratives update {str(self.path)!r} INPUT "
+                "--resume (the same input) before reading the folder"
+            )
         self.require(["posts.parquet"])
         #: The columns of posts.parquet (read once: later commands never rewrite it).
         self.post_columns: list[str] = pq.read_schema(self._files("posts.parquet")[0]).names
@@ -376,6 +410,41 @@ class ScoredFolder:
             start = end
         return np.concatenate(out) if out else np.zeros((0, dim), dtype=np.float32)
 
+    def rows_of_pages(self, pages: Sequence[str]) -> np.ndarray:
+        """Positions of the scored posts (status ``ok``) of the pages ``pages``, read from
+        the page and status columns a batch at a time."""
+        wanted = pa.array(sorted(set(pages)), type=pa.string())
+        out, start = [], 0
+        for path in self._files("posts.parquet"):
+            for batch in pq.ParquetFile(path).iter_batches(
+                columns=["page_id", "status"], batch_size=65_536
+            ):
+                keep = pc.and_(
+                    pc.is_in(batch.column(0), value_set=wanted),
+                    pc.equal(batch.column(1), "ok"),
+                )
+                out.append(np.flatnonzero(pc.fill_null(keep, False).to_numpy(False)) + start)
+                start += batch.num_rows
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def take(self, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
+        """The posts at the sorted positions ``rows``, only ``columns``: read a row group
+        at a time, and only the row groups that hold some of them."""
+        parts, start = [], 0
+        for path in self._files("posts.parquet"):
+            file = pq.ParquetFile(path)
+            for group in range(file.num_row_groups):
+                end = start + file.metadata.row_group(group).num_rows
+                lo, hi = np.searchsorted(rows, [start, end])
+                if hi > lo:
+                    table = file.read_row_group(group, columns=list(columns))
+                    parts.append(table.take(pa.array(rows[lo:hi] - start)))
+                start = end
+        if not parts:
+            files = self._files("posts.parquet")
+            return pq.read_schema(files[0]).empty_table().select(list(columns))
+        return pa.concat_tables(parts)
+
     def table(self, name: str) -> pd.DataFrame:
         """``pivots.parquet``, ``pages.parquet`` or another table of the folder."""
         return self.arrow_table(name).to_pandas()
@@ -422,8 +491,11 @@ def load_scored(out_dir: str | Path) -> ScoreResult:
 
 
 __all__ = [
+    "COMMIT",
     "OUTPUT_FILES",
     "PARTIAL",
+    "UPDATE",
+    "UPDATES",
     "PostsWriter",
     "ScoreResult",
     "ScoredFolder",
@@ -436,6 +508,7 @@ __all__ = [
     "read_parquet",
     "save_tables",
     "table_files",
+    "table_settings",
     "timed_rows",
     "to_table",
     "usable",

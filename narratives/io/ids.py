@@ -9,6 +9,7 @@ naming that row, whether the two records are in one chunk or in two.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,10 @@ class IdIndex:
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("CREATE TABLE ids (post_id TEXT PRIMARY KEY, row INTEGER) WITHOUT ROWID")
+
+    def add(self, first: Mapping[str, int]) -> None:
+        """Ids given before this source (id -> row of its first record)."""
+        self._db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?)", list(first.items()))
 
     def mark(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` (a chunk of :func:`~narratives.io.columns.posts_frame`, in source

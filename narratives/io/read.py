@@ -68,10 +68,16 @@ class PostReader:
         split: str | None = None,
         name: str | None = None,
         ids_path: str | Path | None = None,
+        first_row: int = 0,
+        seen: Mapping[str, int] | None = None,
     ) -> None:
         mapping = ColumnMapping.from_any(columns)
         resolve_tz(tz)  # fail on a bad zone before reading anything
         self.tz, self.ids_path = tz, ids_path
+        #: ``source_row`` of the first record (a scored folder's rows so far, when new
+        #: posts are added to it) and the ids given earlier, with their rows, that a
+        #: record of this source repeats (which it is then rejected for)
+        self.first_row, self.seen = first_row, dict(seen or {})
         self.source, self.source_name, self.info = _open(source, encoding, delimiter, split, name)
         self.n_records = self.source.n_records
         #: Records in the source, or an estimate where the format does not say (a CSV
@@ -87,13 +93,14 @@ class PostReader:
     def chunks(self, size: int) -> Iterator[pd.DataFrame]:
         """The posts table, ``size`` records at a time (at least one table, maybe empty)."""
         ids = IdIndex(self.ids_path)
+        ids.add(self.seen)
         naive = 0
-        start = 0
+        start = self.first_row
         try:
             records = self.source.records()
             while True:
                 batch = list(itertools.islice(records, size))
-                if not batch and start:
+                if not batch and start > self.first_row:
                     break
                 frame = ids.mark(posts_frame(batch, self.columns, self.source_name, self.tz, start))
                 naive += int(frame["_naive"].sum())

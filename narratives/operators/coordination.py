@@ -30,7 +30,7 @@ check that both give the same links.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from narratives.embedding.text_cache import normalise
-from narratives.scored import ScoredFolder, timed_rows, write_table
+from narratives.scored import ScoredFolder, table_settings, timed_rows, write_table
 
 
 @dataclass
@@ -553,11 +553,72 @@ def write_coordination(
         (pa.Table.from_pandas(edges, preserve_index=False), "coordination_edges.parquet"),
         (pages.append_column("coordination_clusters", column), "pages.parquet"),
     )
+    settings = {"config": asdict(config or CoordinationConfig()), "exact_only": exact_only}
     for table, name in tables:
-        write_table(table, folder.path / name)
+        write_table(table, folder.path / name, settings)
     if graphml is not None:
         write_graphml(edges, graphml)
     return clusters, edges
+
+
+def update_coordination(scored_dir: str | Path, since: str | None) -> dict[str, Any]:
+    """:func:`write_coordination` again after new posts (from the time ``since`` on) came
+    into the folder, with the settings it was last run with (kept in
+    coordination.parquet), and what changed: clusters new or grown (joined with others,
+    or with new posts), page links new or with more shared clusters."""
+    folder = Path(scored_dir)
+    settings = table_settings(folder / "coordination.parquet") or {}
+    old = pd.read_parquet(folder / "coordination.parquet", columns=["cluster_id", "post_id"])
+    old_edges = pd.read_parquet(folder / "coordination_edges.parquet")
+    config = CoordinationConfig(**settings.get("config", {}))
+    clusters, edges = write_coordination(
+        folder, config, exact_only=bool(settings.get("exact_only", False))
+    )
+    return coordination_changes(old, old_edges, clusters, edges)
+
+
+def coordination_changes(
+    old: pd.DataFrame, old_edges: pd.DataFrame, clusters: pd.DataFrame, edges: pd.DataFrame
+) -> dict[str, Any]:
+    """Clusters of ``clusters`` that are new (none of their posts was in a cluster of
+    ``old``) or grown (with posts that were in no old cluster, or joining old clusters),
+    and page links of ``edges`` new or heavier than in ``old_edges``."""
+    was = dict(zip(old["post_id"].astype(str), old["cluster_id"]))
+    new_clusters, grown = [], []
+    for cluster_id, part in clusters.groupby("cluster_id", sort=True):
+        before = sorted({int(was[p]) for p in part["post_id"].astype(str) if p in was})
+        added = int(sum(p not in was for p in part["post_id"].astype(str)))
+        row = {
+            "cluster_id": int(cluster_id),
+            "posts": len(part),
+            "pages": int(part["page_id"].nunique()),
+            "first_at": pd.Timestamp(part["created_at"].min()).isoformat(),
+            "new_posts": added,
+        }
+        if not before:
+            new_clusters.append(row)
+        elif added or len(before) > 1:
+            grown.append({**row, "was": before})
+    weights = {
+        (a, b): int(w)
+        for a, b, w in old_edges[["page_a", "page_b", "weight"]].itertuples(index=False)
+    }
+    links_new, links_grown = [], []
+    for a, b, w in edges[["page_a", "page_b", "weight"]].itertuples(index=False):
+        before_w = weights.get((a, b))
+        row = {"page_a": str(a), "page_b": str(b), "weight": int(w)}
+        if before_w is None:
+            links_new.append(row)
+        elif int(w) > before_w:
+            links_grown.append({**row, "was": before_w})
+    return {
+        "clusters_new": new_clusters,
+        "clusters_grown": grown,
+        "links_new": links_new,
+        "links_grown": links_grown,
+        "clusters": int(clusters["cluster_id"].nunique()) if len(clusters) else 0,
+        "links": len(edges),
+    }
 
 
 __all__ = [
@@ -565,12 +626,14 @@ __all__ = [
     "brute_force_pairs",
     "clusters_of",
     "coordinated_pairs",
+    "coordination_changes",
     "find_coordination",
     "neighbour_cosines",
     "network_groups",
     "page_edges",
     "pair_blocks",
     "text_keys",
+    "update_coordination",
     "write_coordination",
     "write_graphml",
 ]

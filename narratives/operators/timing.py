@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from narratives.errors import page_error_status
-from narratives.scored import ScoredFolder, write_table
+from narratives.scored import ScoredFolder, table_settings, write_table
 from narratives.scored import usable as usable_mask
 
 logger = logging.getLogger(__name__)
@@ -378,6 +378,7 @@ def write_timing(
         groups = read_groups(groups)
     posts = folder.posts(["page_id", "created_at", "status"])
     cfg = config or TimingConfig()
+    settings = {"config": asdict(cfg), "groups": None if groups is None else dict(groups)}
     if groups is None and (folder.path / "coordination_edges.parquet").is_file():
         from narratives.operators.coordination import network_groups
 
@@ -389,8 +390,16 @@ def write_timing(
         (pairs, "timing_pairs.parquet", schema.TIMING_PAIRS),
     ):
         table = pa.Table.from_pandas(frame[arrow.names], schema=arrow, preserve_index=False)
-        write_table(table, folder.path / name)
+        write_table(table, folder.path / name, settings)
     return timing, pairs
+
+
+def rerun_timing(scored_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`write_timing` again, with the settings it was last run with (kept in
+    timing.parquet; the defaults where an earlier version wrote it)."""
+    settings = table_settings(Path(scored_dir) / "timing.parquet") or {}
+    config = TimingConfig(**settings.get("config", {}))
+    return write_timing(scored_dir, config, settings.get("groups"))
 
 
 __all__ = [
@@ -400,6 +409,7 @@ __all__ = [
     "fingerprint",
     "page_timing",
     "read_groups",
+    "rerun_timing",
     "timing_similarity",
     "week_histogram",
     "write_timing",

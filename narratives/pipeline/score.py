@@ -29,7 +29,14 @@ from narratives.io.read import PostReader
 from narratives.pipeline.engines import ENGINES, ray_score, require_ray
 from narratives.pipeline.pages import merge_parts, pages_and_pivots, with_counts, with_pivots
 from narratives.pipeline.resume import begin_run, finish_run, run_state
-from narratives.pipeline.scorer import PostResults, PostScorer, actor_spec, load_tagger
+from narratives.pipeline.scorer import (
+    PostCounts,
+    PostResults,
+    PostScorer,
+    actor_spec,
+    describe_tagger,
+    load_tagger,
+)
 from narratives.pipeline.spill import COLUMNS, PageSpill, n_parts
 from narratives.pivots.detector import PivotConfig
 from narratives.pivots.topics import TOPICS
@@ -223,7 +230,7 @@ class _Options:
             "batch_size": self.batch_size if embedder is None else embedder.batch_size,
             "chunk_size": self.chunk_size,
             "taxonomy": None if taxonomy is None else str(Path(taxonomy).resolve()),
-            "tagger": _describe(self.tagger),
+            "tagger": describe_tagger(self.tagger),
             "cache": cache if isinstance(cache, bool) or cache is None else str(cache),
             "engine": self.engine,
         }
@@ -283,6 +290,7 @@ def _run(
         store.close()
     timings.update(scorer.timings)
     run = _run_info(posts.info, vars(sink.counts), embedder, loaded, store)
+    run["settings"] = _settings(columns, opts)
     t = time.perf_counter()
     pivots, pages, summary = sink.pages_and_pivots(opts.pivot_config)
     run = with_pivots(run, pivots, pages, summary, time.perf_counter() - t)
@@ -333,6 +341,7 @@ def _run_ray(
         )
         run = _run_info(done["info"], done["counts"], embedder, loaded, store)
         run["cache"].update(hits=None, misses=None)  # the actors' own, not counted here
+        run["settings"] = _settings(columns, opts)
         timings.update(done["timings"])
         run = with_counts(
             run,
@@ -390,6 +399,12 @@ def _mapping(columns: ColumnMapping | Mapping[str, str] | None) -> dict[str, str
     return {k: v for k, v in asdict(ColumnMapping.from_any(columns)).items() if v is not None}
 
 
+def _settings(columns: ColumnMapping | Mapping[str, str] | None, opts: _Options) -> dict:
+    """What run.json keeps of a run's settings: the column mapping and what shapes the
+    output, which ``narratives update`` reads the new posts with (and checks)."""
+    return {"columns": _mapping(columns), **opts.state()}
+
+
 def _check_engine(engine: str) -> None:
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -408,23 +423,10 @@ def _posts(
     return PostReader(source, columns, ids_path=ids, **opts.read_options())
 
 
-class _Counts:
-    """What run.json counts of the posts, added up a chunk at a time."""
-
-    def __init__(self) -> None:
-        self.read = self.ok = self.warned = self.tagged = 0
-
-    def add(self, posts: pd.DataFrame) -> None:
-        self.read += len(posts)
-        self.ok += int((posts["status"] == "ok").sum())
-        self.warned += int(posts["warning"].notna().sum())
-        self.tagged += int(posts["top_narrative"].notna().sum())
-
-
 class _Sink:
     """Where scored chunks go, in input order; then pivots and pages are made of them."""
 
-    counts: _Counts
+    counts: PostCounts
 
     def add(self, posts: pd.DataFrame, embeddings: np.ndarray, profiles: np.ndarray) -> None:
         raise NotImplementedError
@@ -439,7 +441,7 @@ class _MemorySink(_Sink):
     """The run's tables in memory (its vectors in the file ``vectors`` when given)."""
 
     def __init__(self, dims: tuple[int, int], vectors: str | Path | None) -> None:
-        self.counts = _Counts()
+        self.counts = PostCounts()
         self.dims = dims
         self.posts: list[pd.DataFrame] = []
         self.profiles: list[np.ndarray] = []
@@ -483,7 +485,7 @@ class _FolderSink(_Sink):
     def __init__(
         self, partial: Path, dims: tuple[int, int], vectors: str | Path, parts: int
     ) -> None:
-        self.counts = _Counts()
+        self.counts = PostCounts()
         self.partial = partial
         self.writer = PostsWriter(partial / "posts.parquet", dims)
         self.vectors = RowFile(vectors, 0, dims[0])
@@ -563,16 +565,6 @@ def _run_info(
             "tagged": counts["tagged"],
         },
     }
-
-
-def _describe(tagger: Any) -> str:
-    """A tagger as a run's state names it (a resumed run must use the same one)."""
-    if tagger is None:
-        return "none"
-    if isinstance(tagger, NarrativeTagger):
-        taxonomy = tagger.taxonomy
-        return f"{tagger.kind} tagger of {taxonomy.id} {taxonomy.version} ({taxonomy.digest})"
-    return str(tagger)
 
 
 def _disable(progress: bool | None) -> bool | None:

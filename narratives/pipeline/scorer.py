@@ -83,6 +83,19 @@ class PostScorer:
         return notes
 
 
+class PostCounts:
+    """What run.json counts of the posts, added up a chunk at a time."""
+
+    def __init__(self) -> None:
+        self.read = self.ok = self.warned = self.tagged = 0
+
+    def add(self, posts: pd.DataFrame) -> None:
+        self.read += len(posts)
+        self.ok += int((posts["status"] == "ok").sum())
+        self.warned += int(posts["warning"].notna().sum())
+        self.tagged += int(posts["top_narrative"].notna().sum())
+
+
 class PostResults:
     """The per-post columns of a chunk of read posts, filled with what
     :class:`PostScorer` gives for its scored rows: the rows of posts.parquet."""
@@ -134,6 +147,17 @@ class PostResults:
         )
 
 
+def describe_tagger(tagger: Any) -> str:
+    """A tagger as a run's settings name it (a resumed run or an update must use the same
+    one)."""
+    if tagger is None:
+        return "none"
+    if isinstance(tagger, NarrativeTagger):
+        taxonomy = tagger.taxonomy
+        return f"{tagger.kind} tagger of {taxonomy.id} {taxonomy.version} ({taxonomy.digest})"
+    return str(tagger)
+
+
 def load_tagger(
     tagger: Any, embedder: Embedder, taxonomy: str | Path | None
 ) -> NarrativeTagger | None:
@@ -182,4 +206,11 @@ def _count(count: int, limit: int) -> str:
     return f"more than {limit}" if count == limit + 1 else str(count)
 
 
-__all__ = ["PostResults", "PostScorer", "actor_spec", "load_tagger"]
+__all__ = [
+    "PostCounts",
+    "PostResults",
+    "PostScorer",
+    "actor_spec",
+    "describe_tagger",
+    "load_tagger",
+]
