@@ -12,7 +12,8 @@ from narratives.cli.app import EXIT_PAGE_ERRORS, EXIT_USAGE, app
 
 # the command modules register their commands when imported, in the order --help lists them
 # isort: off
-from narratives.cli import score, pivots, operators, report, train, model, evaluate, taxonomy  # noqa: F401
+from narratives.cli import score, update, pivots, operators, report  # noqa: F401
+from narratives.cli import train, model, evaluate, taxonomy  # noqa: F401
 # isort: on
 
 

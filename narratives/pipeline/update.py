@@ -129,8 +129,6 @@ def update(
     given = _given(columns, model, embedder, tagger, taxonomy, tz, batch_size, backend)
     settings = _settings(run, given, folder)
     state = {"input": run_state(source, {}, {})["input"], "settings": settings}
-    _begin(journal, state, resume=resume, force=force)
-
     started = time.perf_counter()
     config = pivot_config or PivotConfig(**_stored_config(run))
     if asdict(config) != _stored_config(run):
@@ -149,6 +147,7 @@ def update(
         )
     loaded = load_tagger(_tagger_of(tagger, settings), embedder, settings["taxonomy"])
     _check_models(run, embedder, loaded, folder)
+    _begin(journal, state, resume=resume, force=force)
 
     read = dict(
         tz=settings["tz"], encoding=encoding, delimiter=delimiter, split=split,
@@ -310,6 +309,8 @@ def _tagger_of(tagger: Any, settings: dict[str, Any]) -> Any:
     name = settings["tagger"]
     if name == "none":
         return None
+    if name.startswith("zero-shot tagger of"):  # given as an object: the same one is
+        return "default"  # built from the taxonomy (run.json's digest is checked)
     if name != "default" and not Path(name).exists():
         raise InputError(
             f"the folder was tagged by {name!r}, which cannot be loaded again by name; "
