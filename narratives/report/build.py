@@ -12,6 +12,7 @@ labels). A Content-Security-Policy lets only the report's own two scripts run.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import pandas as pd
 from narratives.errors import InputError, OutputError
 from narratives.pivots.timelines import page_timelines
 from narratives.report.render import render
-from narratives.scored import ScoredFolder, atomic_path, usable
+from narratives.scored import UPDATES, ScoredFolder, atomic_path, usable
 
 logger = logging.getLogger(__name__)
 
@@ -147,10 +148,49 @@ def report_data(
         "mix": _mix_over_time(posts[ok], names, cfg),
         "timing": timing.get(None),
         "coordination": _coordination(scored, posts, cfg, stored),
+        "since_update": _since_update(scored, names),
         "colors": {
             "languages": _palette(langs.index.tolist(), _LANGUAGE_COLORS),
             "narratives": _palette(list(names), _NARRATIVE_COLORS),
         },
+    }
+
+
+def _since_update(scored: ScoredFolder, names: dict[str, str]) -> dict[str, Any] | None:
+    """What the folder's last update found (its change log entry), for the section at
+    the top of the report; None for a folder never updated."""
+    entries = sorted((scored.path / UPDATES).glob("[0-9][0-9][0-9][0-9].json"))
+    if not entries:
+        return None
+    entry = json.loads(entries[-1].read_text(encoding="utf-8"))
+    pivots = [
+        [key, p["page_id"], p["at"], p["kind"], f"{p['before_lang']}->{p['after_lang']}",
+         p["posts_after"], "provisional" if p["provisional"] else ""]
+        for key in ("new", "confirmed", "moved", "withdrawn")
+        for p in entry["pivots"][key]
+    ]  # fmt: skip
+    coordination = entry.get("coordination")
+    risen = [
+        [names.get(n["id"], n["id"]), n["share_new"], n["share_before"]]
+        for n in entry["narratives"]
+        if (n["share_new"] or 0) > (n["share_before"] or 0)
+    ]
+    return {
+        "update": entry["update"],
+        "created": entry["created"],
+        "counts": entry["counts"],
+        "pages_touched": entry["pages_touched"],
+        "pivots": pivots,
+        "timing": [
+            [t["page_id"], t["from_hours"], t["to_hours"]] for t in entry["timing"]["pages"]
+        ],
+        "coordination": None
+        if coordination is None
+        else {
+            k: len(coordination[k])
+            for k in ("clusters_new", "clusters_grown", "links_new", "links_grown")
+        },
+        "narratives": risen[:8],
     }
 
 

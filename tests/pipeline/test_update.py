@@ -5,6 +5,7 @@ everything gives; a killed update leaves the folder as it was or is finished wit
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ from conftest import SAMPLE
 from typer.testing import CliRunner
 
 import narratives
+import narratives.report.build
 from narratives.cli import app
 from narratives.errors import InputError, OutputError
 from narratives.scored import read_parquet
@@ -50,7 +52,7 @@ def _batches(lines: list[str], tmp: Path) -> tuple[Path, list[Path]]:
     first = _write(tmp / "head" / "posts.jsonl", lines[:head])
     return first, [
         _write(tmp / f"day{i:02d}" / "posts.jsonl", rest[a:b])
-        for i, (a, b) in enumerate(zip(cuts, cuts[1:]))
+        for i, (a, b) in enumerate(itertools.pairwise(cuts))
     ]
 
 
@@ -96,7 +98,7 @@ def test_the_sample_at_once_and_in_daily_updates_is_the_same(options, tmp_path):
     ]
     # the rows of each update follow on from the last
     rows = [e["rows"] for e in entries]
-    assert all(a[1] == b[0] for a, b in zip(rows, rows[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(rows))
     assert rows[-1][1] == pq.read_metadata(whole / "posts.parquet").num_rows
     assert narratives.change_log(updated, since=8) == entries[8:]
 
@@ -276,4 +278,6 @@ def test_update_and_changes_on_the_command_line(tmp_path, embedder):
     assert result.exit_code == 2 and "--since" in result.output
     run = json.loads((out / "run.json").read_text())
     assert run["counts"]["read"] == len(lines) + 2 and run["updates"] == 3
-    assert "Since the last update" in (out / "report.html").read_text(encoding="utf-8")
+    since = narratives.report.build.report_data(out)["since_update"]
+    assert since["update"] == 3 and since["counts"]["read"] == len(lines) - 300
+    assert "since-update" in (out / "report.html").read_text(encoding="utf-8")

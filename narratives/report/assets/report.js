@@ -51,6 +51,48 @@
     });
   }
 
+  function sinceUpdate() {
+    var u = D.since_update;
+    if (!u) return;
+    var sec = add(root, el('section'));
+    sec.id = 'since-update';
+    add(sec, el('h2', null, 'Since the last update (update ' + u.update + ', ' + u.created + ')'));
+    var c = u.counts;
+    var note = fmt(c.read) + ' posts read, ' + fmt(c.ok) + ' scored, ' + fmt(c.rejected) +
+      ' rejected; ' + fmt(u.pages_touched) + ' pages received posts.';
+    if (u.coordination) {
+      note += ' Coordination: ' + u.coordination.clusters_new + ' new clusters, ' +
+        u.coordination.clusters_grown + ' grown; ' + u.coordination.links_new +
+        ' new page links, ' + u.coordination.links_grown + ' heavier.';
+    }
+    add(sec, el('p', 'note', note));
+    function table(heads, rows) {
+      var t = add(sec, el('table', 'small'));
+      var head = add(add(t, el('thead')), el('tr'));
+      heads.forEach(function (h) { add(head, el('th', null, h)); });
+      var body = add(t, el('tbody'));
+      rows.forEach(function (r) {
+        var tr = add(body, el('tr'));
+        r.forEach(function (v) { add(tr, el('td', null, v === null ? '' : v)); });
+      });
+    }
+    if (u.pivots.length) {
+      add(sec, el('h3', null, 'Pivots'));
+      table(['', 'page', 'at', 'kind', 'languages', 'posts after', ''], u.pivots);
+    } else {
+      add(sec, el('p', 'meta', 'No pivot found, moved or withdrawn.'));
+    }
+    if (u.timing.length) {
+      add(sec, el('h3', null, 'Timing estimates moved by more than an hour'));
+      table(['page', 'UTC offset before', 'now'], u.timing);
+    }
+    if (u.narratives.length) {
+      add(sec, el('h3', null, 'Narratives that rose'));
+      table(['narrative', 'share of the new posts', 'share before'], u.narratives.map(
+        function (n) { return [n[0], pct(n[1] || 0), pct(n[2] || 0)]; }));
+    }
+  }
+
   function overview() {
     var sec = add(root, el('section'));
     sec.id = 'overview';
@@ -480,6 +522,7 @@
 
   root.textContent = '';
   header();
+  sinceUpdate();
   overview();
   pageTable();
   mixOverTime();
