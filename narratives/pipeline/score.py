@@ -291,6 +291,7 @@ def _run(
     timings.update(scorer.timings)
     run = _run_info(posts.info, vars(sink.counts), embedder, loaded, store)
     run["settings"] = _settings(columns, opts)
+    run["narrative_posts"] = sink.counts.narrative_posts()
     t = time.perf_counter()
     pivots, pages, summary = sink.pages_and_pivots(opts.pivot_config)
     run = with_pivots(run, pivots, pages, summary, time.perf_counter() - t)

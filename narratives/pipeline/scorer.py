@@ -88,12 +88,23 @@ class PostCounts:
 
     def __init__(self) -> None:
         self.read = self.ok = self.warned = self.tagged = 0
+        #: scored posts per top-level narrative they carry
+        self.narratives: dict[str, int] = {}
 
     def add(self, posts: pd.DataFrame) -> None:
         self.read += len(posts)
         self.ok += int((posts["status"] == "ok").sum())
         self.warned += int(posts["warning"].notna().sum())
         self.tagged += int(posts["top_narrative"].notna().sum())
+        for tags in posts["narratives"]:
+            for entry in tags if isinstance(tags, list) else ():
+                if "." not in entry["id"]:
+                    self.narratives[entry["id"]] = self.narratives.get(entry["id"], 0) + 1
+
+    def narrative_posts(self) -> dict[str, Any]:
+        """What run.json keeps of them: the scored posts, and per narrative those that
+        carry it (what an update compares the share of its new posts with)."""
+        return {"posts": self.ok, "counts": dict(sorted(self.narratives.items()))}
 
 
 class PostResults:

@@ -207,7 +207,9 @@ def update(
         "narratives": None,
         "coordination": None,
     }
-    entry["narratives"], narrative_posts = _narrative_shares(stored, run, new_part)
+    entry["narratives"], narrative_posts = _narrative_shares(
+        run.get("narrative_posts") or _stored_narratives(stored), counts.narrative_posts()
+    )
     new_run = _new_run(run, counts, pivots, pages, config, number)
     new_run["narrative_posts"] = narrative_posts
 
@@ -641,55 +643,40 @@ def _hours(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def _narrative_counts(tags: pa.ChunkedArray | pa.Array, status: Any) -> tuple[int, dict]:
-    """Scored posts, and per top-level narrative the scored posts tagged with it."""
-    frame = pd.DataFrame({"tags": tags.to_pylist(), "status": status.to_pylist()})
-    frame = frame[frame["status"] == "ok"]
-    counts: dict[str, int] = {}
-    for post in frame["tags"]:
-        for entry in post or []:
-            if "." not in entry["id"]:
-                counts[entry["id"]] = counts.get(entry["id"], 0) + 1
-    return len(frame), counts
+def _stored_narratives(stored: ScoredFolder) -> dict[str, Any]:
+    """:meth:`PostCounts.narrative_posts` of a folder whose run.json lacks them (the Ray
+    engine does not count them): counted over the folder a batch at a time, once."""
+    counts = PostCounts()
+    for path in table_files(stored.path / "posts.parquet"):
+        for batch in pq.ParquetFile(path).iter_batches(
+            columns=["narratives", "status", "warning", "top_narrative"], batch_size=65_536
+        ):
+            counts.add(batch.to_pandas())
+    return counts.narrative_posts()
 
 
 def _narrative_shares(
-    stored: ScoredFolder, run: dict[str, Any], new_part: Path
+    before: dict[str, Any], new: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Each narrative's share of the new scored posts against its share of those before
-    (counted once over the folder a batch at a time, then kept in run.json), and the
-    counts after this update."""
-    before = run.get("narrative_posts")
-    if before is None:
-        total, counts = 0, dict[str, int]()
-        for path in table_files(stored.path / "posts.parquet"):
-            for batch in pq.ParquetFile(path).iter_batches(
-                columns=["narratives", "status"], batch_size=65_536
-            ):
-                n, part = _narrative_counts(batch.column(0), batch.column(1))
-                total += n
-                for k, v in part.items():
-                    counts[k] = counts.get(k, 0) + v
-        before = {"posts": total, "counts": counts}
-    table = pq.read_table(new_part, columns=["narratives", "status"])
-    n_new, new = _narrative_counts(table.column("narratives"), table.column("status"))
+    (``before`` and ``new`` as :meth:`PostCounts.narrative_posts` gives them), largest
+    rise first; and the counts after this update."""
     shares = []
-    for narrative in sorted({*before["counts"], *new}):
-        old_n, new_n = before["counts"].get(narrative, 0), new.get(narrative, 0)
+    ids = sorted({*before["counts"], *new["counts"]})
+    for narrative in ids:
+        old_n, new_n = before["counts"].get(narrative, 0), new["counts"].get(narrative, 0)
         shares.append(
             {
                 "id": narrative,
-                "share_new": round(new_n / n_new, 4) if n_new else None,
+                "share_new": round(new_n / new["posts"], 4) if new["posts"] else None,
                 "share_before": round(old_n / before["posts"], 4) if before["posts"] else None,
                 "posts_new": new_n,
             }
         )
     shares.sort(key=lambda s: (-(s["share_new"] or 0) + (s["share_before"] or 0), s["id"]))
     after = {
-        "posts": before["posts"] + n_new,
-        "counts": {
-            k: before["counts"].get(k, 0) + new.get(k, 0) for k in sorted({*before["counts"], *new})
-        },
+        "posts": before["posts"] + new["posts"],
+        "counts": {k: before["counts"].get(k, 0) + new["counts"].get(k, 0) for k in ids},
     }
     return shares, after
 

@@ -64,6 +64,7 @@ def _same_tables(whole: Path, updated: Path) -> None:
         assert not differ, f"{name}: {differ}"
     run_a, run_b = (json.loads((p / "run.json").read_text()) for p in (whole, updated))
     assert run_a["counts"] == run_b["counts"]
+    assert run_a["narrative_posts"] == run_b["narrative_posts"]  # what shares are of
     for key in ("pages", "pages_too_few_posts", "pages_with_errors", "pivots", "config"):
         assert run_a["pivots"][key] == run_b["pivots"][key], key
 
