@@ -60,10 +60,20 @@ def setup_logging(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not verbose:
-        from transformers.utils import logging as hf_logging
+        import os
+        import sys
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
+        # importing transformers takes most of a second, which a run on the ONNX encoder
+        # never needs: where it is not imported yet, its environment settings do the same
+        if "transformers" in sys.modules:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+        else:
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
         logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per dataset run
 
