@@ -19,6 +19,15 @@ def eval_pivots(
     seed: Annotated[int, typer.Option(help="Seed of the spliced pages.")] = 0,
     baselines: Annotated[bool, typer.Option(help="Also run plain ruptures.")] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the table here.")] = None,
+    replay: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Also replay every page this many posts at a time (24: a day) and measure "
+            "early detection: posts after a pivot before it is reported, provisional "
+            "pivots withdrawn (0: no replay).",
+        ),
+    ] = 0,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Pivot detection on real text spliced into pages with known change points."""
@@ -28,7 +37,7 @@ def eval_pivots(
 
     setup_logging(verbose)
     try:
-        result = evaluate(data, seed=seed, baselines=baselines)
+        result = evaluate(data, seed=seed, baselines=baselines, replay_step=replay or None)
     except NarrativesError as exc:
         fail(str(exc))
     typer.echo(format_table(result))

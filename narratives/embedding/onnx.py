@@ -45,11 +45,12 @@ INSTALL_HINT = "pip install onnxruntime onnx"
 
 
 def _require() -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        raise ModelError(f"the onnx backend needs ONNX Runtime: {INSTALL_HINT}") from exc
+    """ONNX and ONNX Runtime must be installed (found, not imported: importing onnx takes
+    most of a second, and only an export needs it)."""
+    from importlib.util import find_spec
+
+    if find_spec("onnx") is None or find_spec("onnxruntime") is None:
+        raise ModelError(f"the onnx backend needs ONNX Runtime: {INSTALL_HINT}")
 
 
 def onnx_dir(st_folder: Path, exact_name: bool = False) -> Path:
@@ -252,13 +253,20 @@ class OnnxEncoder:
     """
 
     def __init__(self, folder: Path, max_seq_length: int, threads: int | None = None) -> None:
-        from tokenizers import Tokenizer
-
         self.folder = folder
         self.threads = threads or default_threads()
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_seq_length)
-        self.tokenizer.no_padding()
+        self.max_seq_length = max_seq_length
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        """The tokenizer, read on first use (most of a second for XLM-R's; a run served
+        from the text cache never needs it)."""
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        tokenizer.enable_truncation(self.max_seq_length)
+        tokenizer.no_padding()
+        return tokenizer
 
     @cached_property
     def session(self) -> Any:

@@ -346,6 +346,127 @@ def run_ours(pages, data, config: PivotConfig | None = None) -> tuple[dict, dict
     return found, metrics
 
 
+def _replay_page(config: PivotConfig | None, timeline: Any, step: int) -> list[tuple[int, list]]:
+    """A page's pivots (position, provisional) after each ``step`` posts, and at its end."""
+    from narratives.pivots.timelines import Timeline
+
+    detector = PivotDetector(config, n_jobs=1)
+    n = len(timeline)
+    out = []
+    for end in [*range(step, n, step), n]:
+        prefix = Timeline(
+            timeline.page_id,
+            timeline.rows[:end],
+            timeline.post_ids[:end],
+            timeline.times[:end],
+            timeline.langs[:end],
+            timeline.profiles[:end],
+            timeline.embeddings[:end],
+        )
+        rows, _ = detector.detect_page(prefix)
+        out.append((end, [(int(r["position"]), bool(r["provisional"])) for r in rows]))
+    return out
+
+
+def replay(
+    pages: list[Page], data, config: PivotConfig | None = None, step: int = 24
+) -> dict[str, Any]:
+    """Early detection: every page replayed as its posts come, ``step`` posts at a time
+    (24: a day of the harness's hourly posts), detection run on the posts so far at each
+    step, as ``narratives update`` runs it on the pages that received posts.
+
+    Measured: for each true pivot found at the end, the posts after it when a pivot
+    within ``MARGIN`` posts was first reported, and whether it was then provisional; of
+    the provisional pivots (followed by one track of reports per page, a report within
+    ``MARGIN`` posts of the track's last position being the same pivot), the share
+    withdrawn by the end (no pivot within ``MARGIN`` at the end); of the pivots reported
+    confirmed (not provisional), the share withdrawn; and the final F1, which is the
+    all-at-once F1 by construction (the last step holds every post)."""
+    from joblib import Parallel, delayed
+
+    from narratives.pivots.timelines import page_timelines
+
+    posts, profiles, embeddings = _posts_frame(pages, data)
+    timelines = list(page_timelines(posts, profiles, embeddings))
+    histories = Parallel(n_jobs=-1)(delayed(_replay_page)(config, t, step) for t in timelines)
+    by_page = {t.page_id: h for t, h in zip(timelines, histories)}
+    delays, first_provisional = [], []
+    tracks: list[dict[str, Any]] = []
+    for page in pages:
+        history = by_page[page.page_id]
+        final = [q for q, _ in history[-1][1]]
+        for cp in page.true_cps:
+            if not any(abs(q - cp) < MARGIN for q in final):
+                continue
+            for end, found in history:
+                near = [prov for q, prov in found if abs(q - cp) < MARGIN]
+                if near:
+                    delays.append(end - cp)
+                    first_provisional.append(near[0])
+                    break
+        page_tracks: list[dict[str, Any]] = []
+        for _, found in history:
+            for q, prov in found:
+                track = next((t for t in page_tracks if abs(t["at"] - q) < MARGIN), None)
+                if track is None:
+                    track = {"at": q, "provisional": False, "confirmed": False}
+                    page_tracks.append(track)
+                track["at"] = q
+                track["provisional" if prov else "confirmed"] = True
+        for track in page_tracks:
+            track["kept"] = any(abs(track["at"] - q) < MARGIN for q in final)
+            track["kind"] = page.kind
+        tracks += page_tracks
+    provisional = [t for t in tracks if t["provisional"]]
+    confirmed = [t for t in tracks if t["confirmed"]]
+    final_found = {page.page_id: [q for q, _ in by_page[page.page_id][-1][1]] for page in pages}
+    d = np.array(delays, dtype=float)
+    return {
+        "step": step,
+        "true_pivots": sum(len(p.true_cps) for p in pages),
+        "found_at_end": len(delays),
+        "posts_after_median": float(np.median(d)) if len(d) else float("nan"),
+        "posts_after_p25": float(np.percentile(d, 25)) if len(d) else float("nan"),
+        "posts_after_p75": float(np.percentile(d, 75)) if len(d) else float("nan"),
+        "posts_after_min": float(d.min()) if len(d) else float("nan"),
+        "first_report_provisional": float(np.mean(first_provisional)) if delays else 0.0,
+        "provisional_pivots": len(provisional),
+        "provisional_withdrawn": float(np.mean([not t["kept"] for t in provisional]))
+        if provisional
+        else 0.0,
+        "provisional_withdrawn_on_true_pivot_pages": float(
+            np.mean([not t["kept"] for t in provisional if t["kind"] not in ("stable", "burst")])
+        )
+        if any(t["kind"] not in ("stable", "burst") for t in provisional)
+        else 0.0,
+        "confirmed_pivots": len(confirmed),
+        "confirmed_withdrawn": float(np.mean([not t["kept"] for t in confirmed]))
+        if confirmed
+        else 0.0,
+        "final": score_detections(pages, final_found),
+    }
+
+
+def format_replay(result: dict[str, Any], all_at_once_f1: float | None = None) -> str:
+    r = result
+    lines = [
+        f"early detection: pages replayed {r['step']} posts (a day of hourly posts) at a time",
+        f"  true pivots found at the end: {r['found_at_end']} of {r['true_pivots']}",
+        f"  posts after a true pivot when first reported: median {r['posts_after_median']:g} "
+        f"(quartiles {r['posts_after_p25']:g}-{r['posts_after_p75']:g}, least "
+        f"{r['posts_after_min']:g}); provisional when first reported: "
+        f"{r['first_report_provisional']:.1%}",
+        f"  provisional pivots: {r['provisional_pivots']}, withdrawn later "
+        f"{r['provisional_withdrawn']:.1%} (on pages with a true pivot "
+        f"{r['provisional_withdrawn_on_true_pivot_pages']:.1%})",
+        f"  pivots reported confirmed: {r['confirmed_pivots']}, withdrawn later "
+        f"{r['confirmed_withdrawn']:.1%}",
+        f"  final F1 {r['final']['f1']:.3f}"
+        + ("" if all_at_once_f1 is None else f" (all posts at once: {all_at_once_f1:.3f})"),
+    ]
+    return "\n".join(lines)
+
+
 def run_ruptures(pages, data, kernel: str, penalties: np.ndarray) -> dict[float, dict]:
     """Plain ruptures KernelCPD (PELT search) on raw embeddings, per penalty."""
     import ruptures as rpt
@@ -366,8 +487,10 @@ def evaluate(
     seed: int = 0,
     baselines: bool = True,
     config: PivotConfig | None = None,
+    replay_step: int | None = None,
 ) -> dict[str, Any]:
-    """Build the harness, run our detector and the ruptures baselines, return the table."""
+    """Build the harness, run our detector and the ruptures baselines, return the table;
+    with ``replay_step``, also the early-detection replay (:func:`replay`)."""
     from narratives.embedding.embedder import Embedder
 
     pools, timelines = load_pools(Path(data_dir))
@@ -387,7 +510,10 @@ def evaluate(
                 metrics = by_pen[pen] if tag == "best" else extra[pen]
                 rows.append({"method": f"{label} ({tag})", "penalty": pen, **metrics})
     counts = pd.Series([p.kind for p in pages]).value_counts().to_dict()
-    return {"pages": counts, "n_pages": len(pages), "seed": seed, "rows": rows}
+    out = {"pages": counts, "n_pages": len(pages), "seed": seed, "rows": rows}
+    if replay_step:
+        out["replay"] = replay(pages, data, config, replay_step)
+    return out
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -412,4 +538,6 @@ def format_table(result: dict[str, Any]) -> str:
             f"{'' if kind is None else f'{kind:.3f}':>6} {row['false_per_stable']:9.3f} "
             f"{row['false_per_burst']:9.3f}"
         )
+    if "replay" in result:
+        lines += ["", format_replay(result["replay"], result["rows"][0]["f1"])]
     return "\n".join(lines)

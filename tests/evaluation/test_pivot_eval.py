@@ -63,3 +63,55 @@ def test_pages_are_deterministic_and_well_formed():
         p for p in first if p.true_cps and min(p.true_cps[0], len(p.keys) - p.true_cps[0]) <= 8
     ]
     assert len(small) >= 30
+
+
+def _synthetic_pools(rng):
+    """Two pools of posts far apart in embedding, topic and language."""
+    import numpy as np
+
+    data = {}
+    for k, (name, lang) in enumerate((("a", "en"), ("b", "zh"))):
+        center = np.zeros(32, dtype=np.float32)
+        center[k] = 1.0
+        emb = center + 0.05 * rng.standard_normal((200, 32)).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        profile = np.full((200, 29), 0.01, dtype=np.float32)
+        profile[:, k] = 0.7
+        profile += 0.005 * rng.random((200, 29)).astype(np.float32)
+        profile /= profile.sum(axis=1, keepdims=True)
+        data[name] = {"embedding": emb, "lang": np.array([lang] * 200), "profile": profile}
+    return data
+
+
+def test_the_replay_reports_pivots_early_and_ends_where_one_run_does():
+    import numpy as np
+
+    from narratives.evaluation.pivots import replay, run_ours
+
+    data = _synthetic_pools(np.random.default_rng(0))
+    pages = [
+        Page(
+            "p1",
+            "topic+language",
+            [("a", i) for i in range(60)] + [("b", i) for i in range(40)],
+            [60],
+            ["topic+language"],
+        ),
+        Page(
+            "p2",
+            "topic+language",
+            [("b", i) for i in range(30)] + [("a", i) for i in range(25)],
+            [30],
+            ["topic+language"],
+        ),
+        Page("s1", "stable", [("a", i) for i in range(80)]),
+    ]
+    result = replay(pages, data, step=5)
+    _, at_once = run_ours(pages, data)
+    for key in ("precision", "recall", "f1", "false_per_stable"):  # the last step holds
+        assert result["final"][key] == at_once[key]  # every post
+    assert result["found_at_end"] == 2
+    # reported once 5 posts followed (the first step with at least min_posts = 4), and
+    # provisional then; never withdrawn once confirmed
+    assert result["posts_after_min"] == 5 and result["first_report_provisional"] == 1.0
+    assert result["provisional_pivots"] >= 2 and result["confirmed_withdrawn"] == 0.0
