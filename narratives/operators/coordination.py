@@ -38,7 +38,13 @@ import numpy as np
 import pandas as pd
 
 from narratives.embedding.text_cache import normalise
-from narratives.scored import ScoredFolder, table_settings, timed_rows, write_table
+from narratives.scored import (
+    ScoredFolder,
+    table_settings,
+    timed_rows,
+    vector_matrix,
+    write_table,
+)
 
 
 @dataclass
@@ -122,57 +128,23 @@ def neighbour_cosines(
     cfg: CoordinationConfig,
 ) -> np.ndarray:
     """Per (query post, target language code): the mean of the post's ``neighbours``
-    highest cosines with the target language's reference posts (at most ``reference`` of
-    them, evenly spread in time) that lie more than ``window`` from it; NaN where fewer
-    than ``neighbours`` such posts exist."""
-    return _neighbour_cosines(vectors, times, _references(langs, cfg), queries, targets,
-                              window, cfg)  # fmt: skip
-
-
-def _references(langs: np.ndarray, cfg: CoordinationConfig) -> dict[int, np.ndarray]:
-    """Per language code with at least ``neighbours`` posts, its reference posts: at most
-    ``reference`` of them, evenly spread in time."""
-    out = {}
-    order = np.argsort(langs, kind="stable")
-    codes, starts = np.unique(langs[order], return_index=True)
-    for code, members in zip(codes, np.split(order, starts[1:])):
-        if len(members) >= cfg.neighbours:
-            spread = np.linspace(0, len(members) - 1, cfg.reference).round().astype(int)
-            out[int(code)] = members[np.unique(spread)]
-    return out
-
-
-def _neighbour_cosines(
-    vectors: np.ndarray,
-    times: np.ndarray,
-    references: dict[int, np.ndarray],
-    queries: np.ndarray,
-    targets: np.ndarray,
-    window: int,
-    cfg: CoordinationConfig,
-) -> np.ndarray:
-    """:func:`neighbour_cosines` with the languages' reference posts chosen already."""
-    out = np.full(len(queries), np.nan)
-    k = cfg.neighbours
-    for lang in np.unique(targets):
-        ref = references.get(int(lang))
-        if ref is None:
-            continue
-        asked = np.flatnonzero(targets == lang)
-        for a in range(0, len(asked), 4096):
-            part = asked[a : a + 4096]
-            q = queries[part]
-            sims = vectors[q] @ vectors[ref].T
-            sims[np.abs(times[q][:, None] - times[ref][None, :]) <= window] = -np.inf
-            top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
-            out[part] = np.where(np.isfinite(top).all(axis=1), top.mean(axis=1), np.nan)
-    return out
+    highest cosines with the target language's reference posts, the ``reference`` latest
+    posts of that language more than ``window`` before it (``times`` sorted); NaN where
+    fewer than ``neighbours`` such posts exist."""
+    usual = _UsualCosines(vectors, times, langs, window, cfg)
+    return usual.compute(queries, targets)
 
 
 class _UsualCosines:
     """:func:`neighbour_cosines` of (post, language) combinations, each computed once and
     kept while the search may ask again: :meth:`forget_before` drops the posts the search
-    has passed, so what is kept grows with a window's posts, not with the dump."""
+    has passed, so what is kept grows with a window's posts, not with the dump.
+
+    A post's references lie before it (more than a window before): what it is compared
+    with never changes when later posts come, which is what lets ``narratives update``
+    search only the window of its new posts. ``pool`` (vectors, times, language codes,
+    sorted by time) holds the references when they are not the posts themselves (an
+    update's: the latest posts of each language before its window, then the window's)."""
 
     def __init__(
         self,
@@ -181,14 +153,59 @@ class _UsualCosines:
         langs: np.ndarray,
         window: int,
         cfg: CoordinationConfig,
+        pool: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.vectors, self.times, self.langs, self.window, self.cfg = (
             vectors, times, langs, window, cfg
         )  # fmt: skip
-        self.n_langs = int(langs.max()) + 1 if len(langs) else 1
-        self.references = _references(langs, cfg)
+        self.pool_vectors, self.pool_times, pool_langs = pool or (vectors, times, langs)
+        self.n_langs = int(max(langs.max(initial=0), pool_langs.max(initial=0))) + 1
+        order = np.argsort(pool_langs, kind="stable")
+        codes, starts = np.unique(pool_langs[order], return_index=True)
+        #: per language code, its pool rows in time order
+        self.members = {int(c): m for c, m in zip(codes, np.split(order, starts[1:])) if len(m)}
         self.codes = np.zeros(0, dtype=np.int64)  # post * n_langs + language, sorted
         self.values = np.zeros(0, dtype=np.float64)
+
+    def compute(self, queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The mean cosine of each query post with its ``neighbours`` nearest references
+        of its target language; where that language has too few posts before the query
+        (one seldom written: the first translations into it), with the latest posts of
+        any language before it; NaN where even those are too few."""
+        out = np.full(len(queries), np.nan)
+        every = np.arange(len(self.pool_times))
+        few = []
+        for lang in np.unique(targets):
+            asked = np.flatnonzero(targets == lang)
+            members = self.members.get(int(lang), every[:0])
+            done = self._nearest(queries[asked], members, out, asked)
+            few.append(asked[~done])
+        rest = np.concatenate(few) if few else every[:0]
+        if len(rest):
+            self._nearest(queries[rest], every, out, rest)
+        return out
+
+    def _nearest(
+        self, queries: np.ndarray, members: np.ndarray, out: np.ndarray, at: np.ndarray
+    ) -> np.ndarray:
+        """``out[at]``: each query's mean cosine with its ``neighbours`` nearest among the
+        latest ``reference`` of ``members`` (pool rows in time order) before its window;
+        which queries had enough of them."""
+        cfg, k = self.cfg, self.cfg.neighbours
+        cut = np.searchsorted(self.pool_times[members], self.times[queries] - self.window)
+        lo = np.maximum(cut - cfg.reference, 0)
+        enough = cut - lo >= k
+        which = np.flatnonzero(enough)
+        order = which[np.argsort(cut[which], kind="stable")]
+        for part in _spans(cut[order], lo[order], 4 * cfg.reference, 1024):
+            who = order[part]
+            first, last = int(lo[who].min()), int(cut[who].max())
+            sims = self.vectors[queries[who]] @ self.pool_vectors[members[first:last]].T
+            span = np.arange(first, last)[None, :]
+            sims[(span < lo[who][:, None]) | (span >= cut[who][:, None])] = -np.inf
+            top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
+            out[at[who]] = top.mean(axis=1)
+        return enough
 
     def __call__(self, posts: np.ndarray, targets: np.ndarray) -> np.ndarray:
         codes = posts.astype(np.int64) * self.n_langs + targets
@@ -200,10 +217,7 @@ class _UsualCosines:
         values[known] = self.values[where[known]]
         new = asked[~known]
         if len(new):
-            values[~known] = _neighbour_cosines(
-                self.vectors, self.times, self.references, new // self.n_langs,
-                new % self.n_langs, self.window, self.cfg,
-            )  # fmt: skip
+            values[~known] = self.compute(new // self.n_langs, new % self.n_langs)
             order = np.argsort(np.r_[self.codes, new], kind="stable")
             self.codes = np.r_[self.codes, new][order]
             self.values = np.r_[self.values, values[~known]][order]
@@ -212,6 +226,21 @@ class _UsualCosines:
     def forget_before(self, post: int) -> None:
         first = int(np.searchsorted(self.codes, post * self.n_langs))
         self.codes, self.values = self.codes[first:], self.values[first:]
+
+
+def _spans(cut: np.ndarray, lo: np.ndarray, width: int, most: int) -> Iterator[slice]:
+    """Runs of queries (sorted by ``cut``) whose references together span at most about
+    ``width`` posts, at most ``most`` queries each: what one matrix product holds."""
+    start = 0
+    n = len(cut)
+    while start < n:
+        end = start + 1
+        low = lo[start]
+        while end < n and end - start < most and cut[end] - min(low, lo[end]) <= width:
+            low = min(low, lo[end])
+            end += 1
+        yield slice(start, end)
+        start = end
 
 
 def _decide(
@@ -252,6 +281,7 @@ def pair_blocks(
     vectors: np.ndarray | None,
     config: CoordinationConfig | None = None,
     langs: np.ndarray | None = None,
+    pool: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Linked pairs (i < j, positions in the inputs, which must be sorted by time), a block
     at a time: each block compares ``block`` posts with at most ``_COLUMNS`` later ones,
@@ -263,7 +293,7 @@ def pair_blocks(
     n = len(times)
     if n and np.any(np.diff(times) < 0):
         raise ValueError("posts must be sorted by time")
-    usual = None if vectors is None else _UsualCosines(vectors, times, langs, window, cfg)
+    usual = None if vectors is None else _UsualCosines(vectors, times, langs, window, cfg, pool)
     for a in range(0, n, cfg.block):
         b = min(a + cfg.block, n)
         hi = int(np.searchsorted(times, times[b - 1] + window, side="right"))
@@ -368,6 +398,7 @@ def find_coordination(
     vectors = None if embeddings is None else np.ascontiguousarray(embeddings[rows])
     labels = clusters_of(len(rows), pair_blocks(times, pages, keys, vectors, cfg, langs))
     member = labels >= 0
+    source = posts.iloc[rows[member]]
     frame = pd.DataFrame(
         {
             "row": rows[member],
@@ -375,29 +406,40 @@ def find_coordination(
             "time": times[member],
             "page": page_ids[member],
             "key": keys[member],
+            "post_id": source["post_id"].astype(str).to_numpy(),
+            "created_at": source["created_at"].to_numpy(),
         }
     )
-    # clusters numbered by their first post's time
-    first = frame.groupby("label")["time"].min().sort_values(kind="stable")
-    number = pd.Series(np.arange(len(first)), index=first.index)
-    frame["cluster_id"] = frame["label"].map(number).astype(np.int64)
+    clusters = cluster_table(frame)
+    return clusters, page_edges(clusters, cfg.min_weight)
+
+
+def cluster_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """coordination.parquet from the posts in clusters, one row each: ``row`` (its row
+    in posts.parquet), ``label`` (its cluster, any number), ``time`` (int64 ns), ``page``,
+    ``key`` (:func:`text_keys`), ``post_id``, ``created_at``. Clusters are numbered by
+    their first post (time, then row), and a cluster's posts listed in that order, so that
+    the table does not depend on how the clusters were found (at once or by updates)."""
+    frame = frame.sort_values(["time", "row"], kind="stable")
+    first = frame.drop_duplicates("label")["label"]  # in order of their first post
+    number = pd.Series(np.arange(len(first)), index=first.to_numpy())
+    frame = frame.assign(cluster_id=frame["label"].map(number).astype(np.int64))
     frame["cluster_posts"] = frame.groupby("cluster_id")["row"].transform("size")
     frame["cluster_pages"] = frame.groupby("cluster_id")["page"].transform("nunique")
     frame["exact_copy"] = frame.duplicated(["cluster_id", "key"], keep=False)
     frame = frame.sort_values(["cluster_id", "time", "row"], kind="stable")
-    source = posts.iloc[frame["row"].to_numpy()]
-    clusters = pd.DataFrame(
+    return pd.DataFrame(
         {
             "cluster_id": frame["cluster_id"].to_numpy(),
-            "post_id": source["post_id"].astype(str).to_numpy(),
+            "post_id": frame["post_id"].to_numpy(),
             "page_id": frame["page"].to_numpy(),
-            "created_at": source["created_at"].to_numpy(),
+            "created_at": frame["created_at"].to_numpy(),
             "cluster_posts": frame["cluster_posts"].to_numpy(dtype=np.int64),
             "cluster_pages": frame["cluster_pages"].to_numpy(dtype=np.int64),
             "exact_copy": frame["exact_copy"].to_numpy(dtype=bool),
+            "row": frame["row"].to_numpy(dtype=np.int64),
         }
     )
-    return clusters, page_edges(clusters, cfg.min_weight)
 
 
 #: Page pairs of clusters expanded at a time in :func:`page_edges` (a cluster spanning
@@ -536,45 +578,196 @@ def write_coordination(
     """coordination.parquet and coordination_edges.parquet in a folder written by
     narratives score (and the page network as GraphML when asked); pages.parquet gains
     ``coordination_clusters``, the ids of the clusters each page posted in."""
-    import pyarrow as pa
 
     folder = ScoredFolder(scored_dir)
     folder.require()
     embeddings = None if exact_only else folder.vectors("embedding")
     clusters, edges = find_coordination(folder.posts(), embeddings, config)
+    settings = {"config": asdict(config or CoordinationConfig()), "exact_only": exact_only}
+    _write(folder, clusters, edges, settings)
+    if graphml is not None:
+        write_graphml(edges, graphml)
+    return clusters, edges
+
+
+def update_coordination(scored_dir: str | Path, first_new: int) -> dict[str, Any]:
+    """coordination.parquet, coordination_edges.parquet and pages.parquet's
+    ``coordination_clusters`` made again after the posts from row ``first_new`` on came
+    into the folder, with the settings coordination last ran with (kept in
+    coordination.parquet); returns what changed (:func:`coordination_changes`).
+
+    Only the window of the new posts is searched: the posts from the first new one's time
+    less ``window_minutes`` on, with the references their margin test needs. A post's
+    references lie before it, so no decision between two older posts changes: the old
+    clusters, joined with the links found in the window, are the clusters a search of
+    everything finds. Where a new post is older than a stored post by more than the
+    window (a backfill), the stored posts after it would be compared with other
+    references: everything is searched again."""
+    folder = ScoredFolder(scored_dir)
+    settings = table_settings(folder.path / "coordination.parquet") or {}
+    config = CoordinationConfig(**settings.get("config", {}))
+    exact_only = bool(settings.get("exact_only", False))
+    old = pd.read_parquet(folder.path / "coordination.parquet")
+    old_edges = pd.read_parquet(folder.path / "coordination_edges.parquet")
+    scan = _scan_times(folder, first_new)
+    window = int(config.window_minutes * 60e9)
+    whole = "row" not in old.columns or settings.get("references") != REFERENCES
+    if scan["new_min"] is None:
+        how = "no new post with a page and a time"
+        clusters = old.drop(columns=[c for c in old.columns if c not in _CLUSTER_COLUMNS])
+    elif whole or (scan["old_max"] is not None and scan["old_max"] > scan["new_min"] + window):
+        how = (
+            "everything searched again: the new posts are older than stored ones"
+            if not whole
+            else "everything searched again: coordination.parquet was made by an older version"
+        )
+        clusters, edges = write_coordination(folder.path, config, exact_only=exact_only)
+        return {**coordination_changes(old, old_edges, clusters, edges), "searched": how}
+    else:
+        start = scan["new_min"] - window
+        how = f"posts from {pd.Timestamp(start, tz='UTC').isoformat()} on searched"
+        clusters = _window_clusters(folder, old, scan, start, window, config, exact_only)
+    edges = page_edges(clusters, config.min_weight)
+    _write(folder, clusters, edges, {"config": asdict(config), "exact_only": exact_only})
+    return {**coordination_changes(old, old_edges, clusters, edges), "searched": how}
+
+
+#: How the margin test picks a post's references (kept with coordination.parquet, so
+#: that a table made another way is searched again whole).
+REFERENCES = "latest-before-window"
+_CLUSTER_COLUMNS = ("cluster_id", "post_id", "page_id", "created_at", "cluster_posts",
+                    "cluster_pages", "exact_copy", "row")  # fmt: skip
+
+
+def _scan_times(folder: ScoredFolder, first_new: int) -> dict[str, Any]:
+    """The times (int64 ns) and languages of the posts that take part (scored, with a
+    page and a time), read a batch at a time: per row, and the latest stored time and the
+    earliest new one."""
+    table = folder.posts(["created_at", "status", "page_id", "lang"])
+    rows = timed_rows(table)
+    times = table["created_at"].to_numpy(dtype="datetime64[ns]")[rows].astype(np.int64)
+    langs = table["lang"].to_numpy(dtype=object)[rows].astype(str)
+    new = rows >= first_new
+    return {
+        "rows": rows,
+        "times": times,
+        "langs": langs,
+        "new_min": int(times[new].min()) if new.any() else None,
+        "old_max": int(times[~new].max()) if (~new).any() else None,
+    }
+
+
+def _window_clusters(
+    folder: ScoredFolder,
+    old: pd.DataFrame,
+    scan: dict[str, Any],
+    start: int,
+    window: int,
+    cfg: CoordinationConfig,
+    exact_only: bool,
+) -> pd.DataFrame:
+    """The old clusters joined with the links among the posts from ``start`` on (see
+    :func:`update_coordination`)."""
+    rows, times, langs = scan["rows"], scan["times"], scan["langs"]
+    # references of the window's posts: each language's latest posts before the window's
+    # own references may begin (a window before it), then every post after that
+    context = start - window
+    pool_parts = [np.flatnonzero(times >= context)]
+    for lang in np.unique(langs):
+        before = np.flatnonzero((langs == lang) & (times < context))
+        latest = np.lexsort((rows[before], times[before]))[-cfg.reference :]
+        pool_parts.append(before[latest])
+    posts_at = _by_time(np.flatnonzero(times >= start), rows, times)
+    pool_at = _by_time(np.unique(np.concatenate(pool_parts)), rows, times)
+    needed = np.unique(np.r_[rows[pool_at], rows[posts_at]])
+    columns = ["post_id", "page_id", "created_at", "text"] + ([] if exact_only else ["embedding"])
+    table = folder.take(needed, columns)
+    posts_i = np.searchsorted(needed, rows[posts_at])  # positions in ``table``
+    codes = pd.factorize(np.r_[langs[posts_at], langs[pool_at]])[0]
+    vectors = references = None
+    if not exact_only:
+        column = table.column("embedding").combine_chunks()
+        matrix = vector_matrix(column, column.type.list_size)
+        vectors = np.ascontiguousarray(matrix[posts_i])
+        references = (
+            np.ascontiguousarray(matrix[np.searchsorted(needed, rows[pool_at])]),
+            times[pool_at],
+            codes[len(posts_at) :],
+        )
+    page_ids = np.array(table.column("page_id").to_pylist(), dtype=object)[posts_i].astype(str)
+    keys = text_keys(np.array(table.column("text").to_pylist(), dtype=object)[posts_i])
+    links = pair_blocks(times[posts_at], pd.factorize(page_ids)[0], keys, vectors, cfg,
+                        codes[: len(posts_at)], references)  # fmt: skip
+    # nodes: the old clusters' posts, then the window's posts that were in none
+    old_rows = old["row"].to_numpy(dtype=np.int64)
+    fresh = ~np.isin(rows[posts_at], old_rows)
+    node_rows = np.r_[old_rows, rows[posts_at][fresh]]
+    window_nodes = pd.Series(np.arange(len(node_rows)), index=node_rows)
+    window_nodes = window_nodes.loc[rows[posts_at]].to_numpy()
+
+    def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        ids = old["cluster_id"].to_numpy()
+        heads = np.r_[0, np.flatnonzero(ids[1:] != ids[:-1]) + 1]  # a cluster's rows follow
+        yield np.repeat(heads, np.diff(np.r_[heads, len(ids)])), np.arange(len(ids))
+        for i, j in links:
+            yield window_nodes[i], window_nodes[j]
+
+    labels = clusters_of(len(node_rows), pairs())
+    post_ids = np.array(table.column("post_id").to_pylist(), dtype=object)[posts_i]
+    created = table.column("created_at").to_pandas().iloc[posts_i].reset_index(drop=True)
+    frame = pd.DataFrame(
+        {
+            "row": node_rows,
+            "label": labels,
+            "time": np.r_[
+                old["created_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64),
+                times[posts_at][fresh],
+            ],
+            "page": np.r_[old["page_id"].astype(str).to_numpy(), page_ids[fresh]],
+            "key": np.r_[_old_keys(folder, old), keys[fresh]],
+            "post_id": np.r_[old["post_id"].astype(str).to_numpy(), post_ids[fresh]],
+            "created_at": pd.concat([old["created_at"], created[fresh]], ignore_index=True),
+        }
+    )
+    return cluster_table(frame[labels >= 0])
+
+
+def _by_time(at: np.ndarray, rows: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Scan positions ``at`` in time order, ties by row."""
+    return at[np.lexsort((rows[at], times[at]))]
+
+
+def _old_keys(folder: ScoredFolder, old: pd.DataFrame) -> np.ndarray:
+    """The text keys of the old clusters' posts (read back by row)."""
+    rows = old["row"].to_numpy(dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    texts = folder.take(rows[order], ["text"]).column("text").to_pylist()
+    keys = np.empty(len(rows), dtype=np.uint64)
+    keys[order] = text_keys(texts)
+    return keys
+
+
+def _write(
+    folder: ScoredFolder, clusters: pd.DataFrame, edges: pd.DataFrame, settings: dict
+) -> None:
+    """coordination.parquet, coordination_edges.parquet and pages.parquet's
+    ``coordination_clusters`` (the ids of the clusters each page posted in)."""
+    import pyarrow as pa
+
     ids = clusters.groupby("page_id")["cluster_id"].agg(lambda s: sorted(set(s)))
     pages = folder.arrow_table("pages.parquet")  # as written: its types stay
     if "coordination_clusters" in pages.column_names:
         pages = pages.drop_columns(["coordination_clusters"])
     column = pa.array([ids.get(p, []) for p in pages.column("page_id").to_pylist()],
                       type=pa.list_(pa.int64()))  # fmt: skip
+    settings = {**settings, "references": REFERENCES}
     tables = (
         (pa.Table.from_pandas(clusters, preserve_index=False), "coordination.parquet"),
         (pa.Table.from_pandas(edges, preserve_index=False), "coordination_edges.parquet"),
         (pages.append_column("coordination_clusters", column), "pages.parquet"),
     )
-    settings = {"config": asdict(config or CoordinationConfig()), "exact_only": exact_only}
     for table, name in tables:
         write_table(table, folder.path / name, settings)
-    if graphml is not None:
-        write_graphml(edges, graphml)
-    return clusters, edges
-
-
-def update_coordination(scored_dir: str | Path, since: str | None) -> dict[str, Any]:
-    """:func:`write_coordination` again after new posts (from the time ``since`` on) came
-    into the folder, with the settings it was last run with (kept in
-    coordination.parquet), and what changed: clusters new or grown (joined with others,
-    or with new posts), page links new or with more shared clusters."""
-    folder = Path(scored_dir)
-    settings = table_settings(folder / "coordination.parquet") or {}
-    old = pd.read_parquet(folder / "coordination.parquet", columns=["cluster_id", "post_id"])
-    old_edges = pd.read_parquet(folder / "coordination_edges.parquet")
-    config = CoordinationConfig(**settings.get("config", {}))
-    clusters, edges = write_coordination(
-        folder, config, exact_only=bool(settings.get("exact_only", False))
-    )
-    return coordination_changes(old, old_edges, clusters, edges)
 
 
 def coordination_changes(
@@ -624,6 +817,7 @@ def coordination_changes(
 __all__ = [
     "CoordinationConfig",
     "brute_force_pairs",
+    "cluster_table",
     "clusters_of",
     "coordinated_pairs",
     "coordination_changes",

@@ -60,17 +60,23 @@ def test_the_windowed_search_finds_exactly_the_brute_force_links(seed):
 
 def test_neighbour_cosines_leave_out_the_window_and_need_enough_posts():
     minute = 60_000_000_000
-    times = np.array([0, 1, 100, 200, 300]) * minute
-    langs = np.array([0, 1, 1, 1, 1])
-    vectors = np.eye(5, dtype=np.float32)
-    vectors[1:, 0] = [0.99, 0.5, 0.3, 0.1]  # the post at minute 1 is the query's copy
+    times = np.array([0, 100, 200, 299, 300, 400]) * minute
+    langs = np.array([1, 1, 1, 1, 0, 1])
+    vectors = np.eye(6, dtype=np.float32)
+    vectors[[0, 1, 2, 3, 5], 4] = [0.1, 0.3, 0.5, 0.99, 0.9]  # 299 is the query's copy
     cfg = CoordinationConfig(neighbours=2)
-    query, target = np.array([0, 0]), np.array([1, 0])
+    query, target = np.array([4, 4]), np.array([1, 0])
     got = neighbour_cosines(vectors, times, langs, query, target, 10 * minute, cfg)
-    # language 1 outside the 10 minutes around minute 0: cosines 0.5, 0.3, 0.1 -> top 2
-    assert got[0] == pytest.approx(0.4) and np.isnan(got[1])  # language 0: no other post
+    # language 1 more than 10 minutes before minute 300: cosines 0.1, 0.3, 0.5 -> top 2;
+    # not the copy within the window, nor the post after it
+    assert got[0] == pytest.approx(0.4)
+    # language 0 has no post before: the latest posts of any language stand in
+    assert got[1] == pytest.approx(0.4)
     wide = neighbour_cosines(vectors, times, langs, query, target, 250 * minute, cfg)
-    assert np.isnan(wide[0])  # only the post at minute 300 lies outside: fewer than 2
+    assert np.isnan(wide).all()  # only the post at minute 0 lies before the window: too few
+    few = neighbour_cosines(vectors, times, langs, query, target, 10 * minute,
+                            CoordinationConfig(neighbours=2, reference=2))  # fmt: skip
+    assert few[0] == pytest.approx(0.4)  # the 2 latest before the window: 0.3 and 0.5
     with pytest.raises(ValueError, match="neighbours"):
         CoordinationConfig(neighbours=0)
 
