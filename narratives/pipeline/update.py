@@ -755,7 +755,7 @@ def _stage_operators(
     moves = []
     names = []
     if has_coordination:
-        entry["coordination"] = update_coordination(view, entry["posts_from"])
+        entry["coordination"] = update_coordination(view, entry["rows"][0])
         names += ["coordination.parquet", "coordination_edges.parquet", "pages.parquet"]
     if has_timing:
         rerun_timing(view)

@@ -139,7 +139,10 @@ def _harness_rows(texts: list[str]) -> list[dict]:
         if day in (4, 21):  # an id given again: the same day, and 17 days later
             rows.append({"post_id": "pv0-4-0", "page_id": "pivot0", "text": en[1],
                          "created_at": base + 3600 * 18})  # fmt: skip
-    return rows
+    # in time order, as a day's pull comes (an untimed post where its day's posts are)
+    day_of = [r.get("created_at", start + int(r["post_id"].split("-")[1]) * 86_400)
+              for r in rows]  # fmt: skip
+    return [rows[i] for i in np.argsort(day_of, kind="stable")]
 
 
 def test_a_harness_dump_at_once_and_in_daily_updates_is_the_same(options, tmp_path):
@@ -162,6 +165,8 @@ def test_a_harness_dump_at_once_and_in_daily_updates_is_the_same(options, tmp_pa
     assert {p["page_id"] for p in found} >= {f"pivot{p}" for p in range(5, 8)}
     grown = [e["coordination"] for e in entries]
     assert sum(len(c["clusters_new"]) for c in grown) >= 2
+    # each update searched only its window (none of its posts is older than the folder's)
+    assert all(c["searched"].startswith("posts from") for c in grown), grown
 
 
 def test_an_update_refuses_other_settings_and_names_them(options, embedder, tmp_path):
@@ -282,3 +287,25 @@ def test_update_and_changes_on_the_command_line(tmp_path, embedder):
     since = narratives.report.build.report_data(out)["since_update"]
     assert since["update"] == 3 and since["counts"]["read"] == len(lines) - 300
     assert "since-update" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_posts_older_than_the_folder_are_added_as_if_they_came_in_that_order(options, tmp_path):
+    """A backfill: the earlier half of the harness added to a folder of the later half
+    gives what one run over the same records in that order gives (coordination is then
+    searched again whole, and says so)."""
+    posts = narratives.read_posts(SAMPLE).posts
+    texts = posts.loc[posts["status"] == "ok", "text"].drop_duplicates().tolist()
+    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in _harness_rows(texts)]
+    half = len(lines) // 2
+    later, earlier = lines[half:], lines[:half]
+    whole = tmp_path / "whole"
+    narratives.score(_write(tmp_path / "all" / "posts.jsonl", later + earlier), output=whole,
+                     **options)  # fmt: skip
+    _operators(whole)
+    updated = tmp_path / "updated"
+    narratives.score(_write(tmp_path / "later" / "posts.jsonl", later), output=updated, **options)
+    _operators(updated)
+    entry = narratives.update(updated, _write(tmp_path / "earlier" / "posts.jsonl", earlier),
+                              embedder=options["embedder"], tagger=options["tagger"])  # fmt: skip
+    assert entry["coordination"]["searched"].startswith("everything searched again")
+    _same_tables(whole, updated)
