@@ -1,7 +1,7 @@
 """What an update costs next to scoring everything again, and what its memory grows with.
 
-    python benchmarks/bench_update.py --posts 200000 [--new 0.01] [--touched 0.1]
-    python benchmarks/bench_update.py --posts 100000 200000 400000   # memory vs folder
+    python benchmarks/bench_update.py --posts 200000 [--new 0.01] [--touched 0.01 0.1]
+    python benchmarks/bench_update.py --posts 100000 200000 400000 --touched 0.01
 
 A folder of N posts (real texts of the state-media posts and the 2019 takedown's tweets,
 on pages of 100 posts, one post per page a day, in time order) is scored; then a share
@@ -16,10 +16,14 @@ the same machine, in this order:
 4. ``narratives update FOLDER NEW``: the update.
 
 Printed: wall time and peak RSS (``ru_maxrss``) of 3 and 4 and their ratio, the
-update's own stage timings (its change log's ``seconds``); with ``--operators``, also
-an update of a copy of the folder on which ``narratives timing`` and ``coordination``
-had run. With several ``--posts``, the same new posts (same pages, same count) are
-added to folders of each size: the update's peak RSS should not grow with the folder.
+update's own stage timings (its change log's ``seconds``); then the same two from Python
+in one process (``narratives.score_into`` and ``narratives.update`` with the model and
+tagger loaded once, after a warming run), as a service pulling posts every hour would
+run them: a fresh process spends about 3 s importing and loading before any work, which
+is most of an update of a 200,000-post folder. With ``--operators``, also an update of
+a copy of the folder on which ``narratives timing`` and ``coordination`` had run. With
+several ``--posts``, the same new posts (same pages, same count) are added to folders of
+each size: the update's peak RSS should not grow with the folder.
 """
 
 from __future__ import annotations
@@ -49,6 +53,27 @@ except SystemExit as exc:
     if exc.code:
         raise
 print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+#: The same comparison from Python, in one process: the model and the tagger loaded
+#: once, as a service that pulls posts every hour would hold them; imports done.
+CHILD_PY = """
+import json, shutil, sys, time
+import narratives
+from narratives.tagging.tagger import default_tagger
+folder, both, new, again, target = sys.argv[1:6]
+embedder = narratives.Embedder("default")
+tagger = default_tagger(embedder)
+options = {"embedder": embedder, "tagger": tagger, "progress": False}
+narratives.score_into(both, again, force=True, **options)  # warm: imports, numba, cache
+t = time.perf_counter()
+narratives.score_into(both, again, force=True, **options)
+rescore = time.perf_counter() - t
+shutil.rmtree(target, ignore_errors=True)
+shutil.copytree(folder, target)
+t = time.perf_counter()
+entry = narratives.update(target, new, **options)
+update = time.perf_counter() - t
+print(json.dumps({"rescore": rescore, "update": update, "seconds": entry["seconds"]}))
 """
 PAGE_POSTS = 100
 
@@ -152,6 +177,20 @@ def main() -> None:
                 flush=True,
             )
             print(f"    update stages (s): {entry['seconds']}", flush=True)
+            done = subprocess.run(
+                [sys.executable, "-c", CHILD_PY, str(folder), str(both), str(new),
+                 str(again), str(work / "py-target")],
+                env=env, capture_output=True, text=True, cwd=ROOT,
+            )  # fmt: skip
+            if done.returncode:
+                sys.exit(f"the Python comparison failed:\n{done.stderr[-3000:]}")
+            py = json.loads(done.stdout.strip().splitlines()[-1])
+            print(
+                f"    from Python (model loaded once): re-score {py['rescore']:6.1f} s | "
+                f"update {py['update']:5.2f} s | time ratio {py['update'] / py['rescore']:.3f}; "
+                f"stages {py['seconds']}",
+                flush=True,
+            )
             if args.operators:
                 ops = work / f"ops-{n}-{share}"
                 shutil.rmtree(ops, ignore_errors=True)

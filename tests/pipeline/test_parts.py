@@ -32,3 +32,34 @@ def test_parts_that_ray_wrote_are_named_in_row_order_and_checked(tmp_path):
         with pytest.raises(RuntimeError, match=r"overlap|not each once"):
             _name_parts(bad, "source_row", n)
     assert _name_parts(tmp_path / "none", "source_row", 0) == 0
+
+
+def test_an_update_reads_its_pages_rows_from_the_row_groups_that_hold_them(tmp_path, monkeypatch):
+    """What an update reads of a folder: the rows of the pages it touches, across parts
+    and row groups, a few row groups at a time."""
+    import numpy as np
+
+    from narratives import scored
+
+    n = 100
+    table = pa.table(
+        {
+            "post_id": [f"p{i}" for i in range(n)],
+            "page_id": [None if i % 11 == 0 else f"g{i % 7}" for i in range(n)],
+            "status": ["rejected" if i % 13 == 0 else "ok" for i in range(n)],
+            "source_row": pa.array(range(n), pa.int64()),
+        }
+    )
+    (tmp_path / "posts").mkdir()
+    pq.write_table(table.slice(0, 40), tmp_path / "posts" / "part-00000.parquet",
+                   row_group_size=6)  # fmt: skip
+    pq.write_table(table.slice(40), tmp_path / "posts" / "part-00001.parquet", row_group_size=9)
+    monkeypatch.setattr(scored, "_TAKE_GROUPS", 2)
+    folder = scored.ScoredFolder(tmp_path)
+    rows = folder.rows_of_pages(["g3", "g5", "nowhere"])
+    frame = table.to_pandas()
+    expected = frame.index[frame["page_id"].isin(["g3", "g5"]) & (frame["status"] == "ok")]
+    assert rows.tolist() == expected.tolist()
+    got = folder.take(rows, ["post_id", "source_row"])
+    assert got.column("source_row").to_pylist() == rows.tolist()
+    assert folder.take(np.array([], dtype=np.int64), ["post_id"]).num_rows == 0
