@@ -12,10 +12,12 @@ That second test is the margin criterion of cross-lingual sentence mining (Artet
 Schwenk, 2019): e5 vectors carry their language, so a Chinese post and its English
 translation may score 0.83 while two unrelated English and Chinese news posts score 0.90,
 and no single cut-off separates them. The margin is the pair's cosine over the mean of
-each post's ``neighbours`` highest cosines with ``reference`` posts of the other language,
-taken away from the moment of the post (outside its window, so that the other copies of
-a campaign do not count as ordinary); translations stand clear of 1, loosely related
-posts do not. Where a language has too few posts for that, ``cross_threshold`` applies.
+each post's ``neighbours`` highest cosines with ``reference`` posts of the other language:
+the latest before the post's window (not within it, so that the other copies of a
+campaign do not count as ordinary; not after it, so that what a post is compared with
+never changes when later posts come, which lets an update search only its window). Where
+that language has too few posts before it, the latest posts of any language stand in;
+where even those are too few, ``cross_threshold`` applies.
 
 A cluster is a connected group of linked posts; the page network links two pages by the
 number of clusters both posted in.
@@ -57,7 +59,8 @@ class CoordinationConfig:
     # than a paraphrase, and the same story told by two outlets in one language higher
     threshold: float = 0.94
     # two languages: the pair's cosine over the mean of both posts' ``neighbours`` highest
-    # cosines with ``reference`` posts of the other language (outside their window) ...
+    # cosines with the latest ``reference`` posts of the other language before their
+    # window ...
     margin: float = 1.02
     # ... for pairs with a cosine of at least this (a translation in e5 scores >= 0.82)
     cross_floor: float = 0.82
@@ -65,7 +68,7 @@ class CoordinationConfig:
     # (or everywhere, with margin 0)
     cross_threshold: float = 0.90
     neighbours: int = 4
-    reference: int = 2048  # posts of each language the neighbour cosines are taken from
+    reference: int = 2048  # the latest posts of a language the neighbour cosines are of
     block: int = 1024  # posts compared at a time (memory: block x posts in a window)
     min_weight: int = 2  # clusters two pages share before they are linked: once is chance
 
