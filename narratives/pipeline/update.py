@@ -129,7 +129,6 @@ def update(
     given = _given(columns, model, embedder, tagger, taxonomy, tz, batch_size, backend)
     settings = _settings(run, given, folder)
     state = {"input": run_state(source, {}, {})["input"], "settings": settings}
-    started = time.perf_counter()
     config = pivot_config or PivotConfig(**_stored_config(run))
     if asdict(config) != _stored_config(run):
         changed = sorted(k for k, v in asdict(config).items() if _stored_config(run).get(k) != v)
@@ -148,15 +147,44 @@ def update(
     loaded = load_tagger(_tagger_of(tagger, settings), embedder, settings["taxonomy"])
     _check_models(run, embedder, loaded, folder)
     _begin(journal, state, resume=resume, force=force)
+    read = {
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "split": split,
+        "tz": settings["tz"],
+        "first_row": int(run["counts"]["read"]),
+    }
+    work = {"cache": cache, "chunk_size": chunk_size, "progress": progress}
+    try:
+        return _update(stored, run, source, state, config, (embedder, loaded), read, work)
+    except Exception:
+        # an error (not a kill): the folder is as it was, and this update's work goes
+        if not (journal / COMMIT).is_file():
+            shutil.rmtree(journal, ignore_errors=True)
+        raise
 
-    read = dict(
-        tz=settings["tz"], encoding=encoding, delimiter=delimiter, split=split,
-        first_row=int(run["counts"]["read"]),
-    )  # fmt: skip
-    seen = _stored_ids(stored, source, settings["columns"], read)
-    reader = PostReader(
-        source, settings["columns"], ids_path=journal / "ids.sqlite", seen=seen, **read
-    )
+
+def _update(
+    stored: ScoredFolder,
+    run: dict[str, Any],
+    source: Any,
+    state: dict[str, Any],
+    config: PivotConfig,
+    models: tuple[Embedder, Any],
+    read: dict[str, Any],
+    work: dict[str, Any],
+) -> dict[str, Any]:
+    """:func:`update` once its settings are checked and its work begun: ``read``, how the
+    new posts are read (:class:`PostReader`'s options); ``work``, the cache, chunk size
+    and progress bar."""
+    started = time.perf_counter()
+    folder, journal = stored.path, stored.path / UPDATE
+    embedder, loaded = models
+    cache, chunk_size, progress = work["cache"], work["chunk_size"], work["progress"]
+
+    columns = state["settings"]["columns"]
+    seen = _stored_ids(stored, source, columns, read)
+    reader = PostReader(source, columns, ids_path=journal / "ids.sqlite", seen=seen, **read)
     store = open_cache(cache or journal / "embeddings.sqlite", embedder)
     scorer = PostScorer(embedder, loaded, store)
     counts = PostCounts()
@@ -743,11 +771,11 @@ def _stage_operators(
 
     view = staged / "view"
     (view / "posts").mkdir(parents=True)
-    for i, path in enumerate(table_files(folder / "posts.parquet")):
-        os.link(path, view / "posts" / f"part-{i:05d}.parquet")
-    os.link(new_part, view / "posts" / f"part-{i + 1:05d}.parquet")
+    parts = [*table_files(folder / "posts.parquet"), new_part]
+    for i, path in enumerate(parts):
+        _link(path, view / "posts" / f"part-{i:05d}.parquet")
     for name in ("pivots.parquet", "pages.parquet"):
-        os.link(staged / name, view / name)
+        _link(staged / name, view / name)
     for name in ("run.json", "coordination.parquet", "coordination_edges.parquet",
                  "timing.parquet"):  # fmt: skip
         if (folder / name).is_file():
@@ -768,6 +796,14 @@ def _stage_operators(
         moves.append([name, name])
     shutil.rmtree(view)
     return moves
+
+
+def _link(src: Path, dst: Path) -> None:
+    """``dst`` as a hard link to ``src`` (a copy where the file system has none)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def change_log(scored_dir: str | Path, since: int | str | None = None) -> list[dict[str, Any]]:

@@ -265,6 +265,13 @@ def test_update_and_changes_on_the_command_line(tmp_path, embedder):
     first = _write(tmp_path / "a.jsonl", lines[:300])
     result = runner.invoke(app, ["score", str(first), "-o", str(out)])
     assert result.exit_code == 0, result.output
+    for name in ("posts", "pages"):  # tables as the Ray engine writes them: parts
+        (out / name).mkdir()
+        os.replace(out / f"{name}.parquet", out / name / "part-00000.parquet")
+    no_text = _write(tmp_path / "no_text.csv", ["post_id,zzz\n", "x1,hello\n"])
+    result = runner.invoke(app, ["update", str(out), str(no_text)])
+    assert result.exit_code == 2 and "text" in result.output
+    assert not (out / ".update").exists() and not (out / "updates").exists()
     empty = _write(tmp_path / "empty.jsonl", [])
     bad = _write(tmp_path / "bad.jsonl", ["{broken\n", '{"text": ""}\n'])
     new = _write(tmp_path / "b.jsonl", lines[300:])
@@ -284,6 +291,10 @@ def test_update_and_changes_on_the_command_line(tmp_path, embedder):
     assert result.exit_code == 2 and "--since" in result.output
     run = json.loads((out / "run.json").read_text())
     assert run["counts"]["read"] == len(lines) + 2 and run["updates"] == 3
+    parts = sorted(p.name for p in (out / "posts").iterdir())
+    assert parts == [f"part-{i:05d}.parquet" for i in range(4)]
+    assert (out / "pages.parquet").is_file() and not (out / "pages").exists()
+    assert len(narratives.load_scored(out).posts) == len(lines) + 2
     since = narratives.report.build.report_data(out)["since_update"]
     assert since["update"] == 3 and since["counts"]["read"] == len(lines) - 300
     assert "since-update" in (out / "report.html").read_text(encoding="utf-8")
