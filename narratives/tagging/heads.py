@@ -31,12 +31,14 @@ class Head:
     def proba(self, x: np.ndarray) -> np.ndarray:
         """Probabilities of each class for the rows of ``x``, each row computed on its own
         (einsum in float64, not BLAS products whose sums depend on how many rows come at
-        once): a post gets the same tags in any chunk."""
+        once): a post gets the same tags in any chunk. In ``x``'s precision (float32 for
+        embeddings), as the products gave before."""
+        dtype = np.result_type(x.dtype, self.weight.dtype, np.float32)
         x = x.astype(np.float64) - self.center
         nuisance = self.nuisance.astype(np.float64)
         x = x - np.einsum("nr,rd->nd", np.einsum("nd,rd->nr", x, nuisance), nuisance)
         z = np.einsum("nd,kd->nk", x, self.weight.astype(np.float64)) + self.bias
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+        return (1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))).astype(dtype)
 
 
 def language_directions(x: np.ndarray, langs: np.ndarray) -> np.ndarray:
