@@ -241,13 +241,12 @@ def _update(
     new_run = _new_run(run, counts, pivots, pages, config, number)
     new_run["narrative_posts"] = narrative_posts
 
-    moves = _stage_tables(folder, staged, pivots, pages)
+    moves = _stage_tables(staged, pivots, pages)
     renames, part_name = _posts_part(folder)
     moves.insert(0, ["posts-new.parquet", f"posts/{part_name}"])
 
     extra_s = time.perf_counter()
-    operators = _stage_operators(folder, staged, new_part, renames, entry)
-    moves += operators
+    moves += _stage_operators(folder, staged, new_part, entry)
     entry["seconds"] = {
         "scoring": round(scored_s, 3),
         "pivots": round(pivots_s, 3),
@@ -745,7 +744,7 @@ def _new_run(
 # -- staging -------------------------------------------------------------------------
 
 
-def _stage_tables(folder: Path, staged: Path, pivots: pa.Table, pages: pa.Table) -> list[list[str]]:
+def _stage_tables(staged: Path, pivots: pa.Table, pages: pa.Table) -> list[list[str]]:
     """pivots.parquet and pages.parquet written into ``staged``; their moves."""
     for table, name in ((pivots, "pivots.parquet"), (pages, "pages.parquet")):
         pq.write_table(table, staged / name)
@@ -753,11 +752,7 @@ def _stage_tables(folder: Path, staged: Path, pivots: pa.Table, pages: pa.Table)
 
 
 def _stage_operators(
-    folder: Path,
-    staged: Path,
-    new_part: Path,
-    renames: list[list[str]],
-    entry: dict[str, Any],
+    folder: Path, staged: Path, new_part: Path, entry: dict[str, Any]
 ) -> list[list[str]]:
     """timing and coordination, where the folder has them, made again over the folder as
     it will be (a view of it in ``staged/view`` that links the stored files and the new
@@ -780,22 +775,17 @@ def _stage_operators(
                  "timing.parquet"):  # fmt: skip
         if (folder / name).is_file():
             shutil.copy2(folder / name, view / name)
-    moves = []
     names = []
-    if has_coordination:
+    if has_coordination:  # rewrites pages.parquet too (its coordination_clusters)
         entry["coordination"] = update_coordination(view, entry["rows"][0])
         names += ["coordination.parquet", "coordination_edges.parquet", "pages.parquet"]
     if has_timing:
         rerun_timing(view)
         names += ["timing.parquet", "timing_pairs.parquet"]
-    for name in dict.fromkeys(names):
-        if name == "pages.parquet":
-            os.replace(view / name, staged / name)
-            continue
+    for name in names:
         os.replace(view / name, staged / name)
-        moves.append([name, name])
     shutil.rmtree(view)
-    return moves
+    return [[name, name] for name in names if name != "pages.parquet"]  # pages: staged
 
 
 def _link(src: Path, dst: Path) -> None:
