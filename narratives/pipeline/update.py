@@ -285,7 +285,9 @@ def _given(
         if columns is None
         else {k: v for k, v in asdict(ColumnMapping.from_any(columns)).items() if v is not None},
         "model": embedder.model_name if embedder is not None else model and str(model),
-        "backend": embedder.backend if embedder is not None else backend,
+        # a loaded embedder's backend is resolved ("auto" made "onnx"): run.json's model
+        # info, checked once it is loaded, says whether it is the folder's
+        "backend": None if embedder is not None else backend,
         "batch_size": embedder.batch_size if embedder is not None else batch_size,
         "tz": tz,
         "taxonomy": None if taxonomy is None else str(Path(taxonomy).resolve()),

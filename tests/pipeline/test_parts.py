@@ -34,9 +34,9 @@ def test_parts_that_ray_wrote_are_named_in_row_order_and_checked(tmp_path):
     assert _name_parts(tmp_path / "none", "source_row", 0) == 0
 
 
-def test_an_update_reads_its_pages_rows_from_the_row_groups_that_hold_them(tmp_path, monkeypatch):
+def test_an_update_reads_its_pages_rows_from_the_row_groups_that_hold_them(tmp_path):
     """What an update reads of a folder: the rows of the pages it touches, across parts
-    and row groups, a few row groups at a time."""
+    and row groups."""
     import numpy as np
 
     from narratives import scored
@@ -54,7 +54,6 @@ def test_an_update_reads_its_pages_rows_from_the_row_groups_that_hold_them(tmp_p
     pq.write_table(table.slice(0, 40), tmp_path / "posts" / "part-00000.parquet",
                    row_group_size=6)  # fmt: skip
     pq.write_table(table.slice(40), tmp_path / "posts" / "part-00001.parquet", row_group_size=9)
-    monkeypatch.setattr(scored, "_TAKE_GROUPS", 2)
     folder = scored.ScoredFolder(tmp_path)
     rows = folder.rows_of_pages(["g3", "g5", "nowhere"])
     frame = table.to_pandas()
