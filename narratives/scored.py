@@ -49,6 +49,12 @@ UPDATE = ".update"
 COMMIT = "commit.json"
 #: The change log: ``updates/0001.json``... one file per update.
 UPDATES = "updates"
+#: The embeddings of every post as float32 rows in post order (a
+#: :class:`~narratives.rowfile.RowFile`; rejected posts' rows hold NaN), which the local
+#: engine writes beside posts.parquet: an update reads its pages' embeddings from it by
+#: row instead of decoding the embedding column of every row group, and appends its own.
+#: Its rows are run.json's ``counts.read``; bytes beyond them are an unfinished update's.
+VECTORS = "vectors.f32"
 #: The per-post vector columns of posts.parquet.
 VECTOR_COLUMNS = ("embedding", "topic_profile")
 #: Rows of posts.parquet converted and written at a time (one Parquet row group each).
@@ -325,7 +331,7 @@ def prepare_output_dir(out_dir: str | Path, *, force: bool) -> Path:
                     if unfinished
                     else f"output directory {str(out)!r} is not empty; pass --force to overwrite"
                 )
-            for name in (*OUTPUT_FILES, "report.html"):
+            for name in (*OUTPUT_FILES, "report.html", VECTORS):
                 (out / name).unlink(missing_ok=True)
                 if name.endswith(".parquet"):
                     shutil.rmtree(parts_folder(out / name), ignore_errors=True)
@@ -497,6 +503,7 @@ __all__ = [
     "PARTIAL",
     "UPDATE",
     "UPDATES",
+    "VECTORS",
     "PostsWriter",
     "ScoreResult",
     "ScoredFolder",

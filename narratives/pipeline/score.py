@@ -42,6 +42,7 @@ from narratives.pivots.detector import PivotConfig
 from narratives.pivots.topics import TOPICS
 from narratives.rowfile import RowFile
 from narratives.scored import (
+    VECTORS,
     PostsWriter,
     ScoreResult,
     load_scored,
@@ -270,9 +271,7 @@ def _run(
     sink: _Sink = (
         _MemorySink(dims, vectors)
         if partial is None
-        else _FolderSink(
-            partial, dims, vectors or partial / "vectors.f32", n_parts(posts.n_estimate)
-        )
+        else _FolderSink(partial, dims, vectors or partial / VECTORS, n_parts(posts.n_estimate))
     )
     store = open_cache(cache, embedder)
     scorer = PostScorer(embedder, loaded, store)
@@ -516,9 +515,13 @@ class _FolderSink(_Sink):
         return merge_parts(parts)
 
     def save(self, out: Path, pivots: pd.DataFrame, pages: pd.DataFrame, run: dict) -> None:
-        """The outputs in ``out``: posts.parquet moved in, the other tables, run.json last."""
+        """The outputs in ``out``: posts.parquet and the run's vectors file (where it was
+        the run's own, not one the caller named) moved in, the other tables, run.json
+        last."""
         prepare_output_dir(out, force=True)
         os.replace(self.partial / "posts.parquet", out / "posts.parquet")
+        if self.vectors.path == self.partial / VECTORS:
+            os.replace(self.vectors.path, out / VECTORS)
         save_tables(out, pivots, pages, run)
 
 

@@ -96,8 +96,8 @@ class PostCounts:
         self.ok += int((posts["status"] == "ok").sum())
         self.warned += int(posts["warning"].notna().sum())
         self.tagged += int(posts["top_narrative"].notna().sum())
-        for tags in posts["narratives"]:
-            for entry in tags if isinstance(tags, list) else ():
+        for tags in posts["narratives"]:  # a list, or an array where read back; None
+            for entry in () if tags is None or isinstance(tags, float) else tags:
                 if "." not in entry["id"]:
                     self.narratives[entry["id"]] = self.narratives.get(entry["id"], 0) + 1
 

@@ -59,10 +59,12 @@ from narratives.pipeline.scorer import (
 )
 from narratives.pipeline.spill import COLUMNS
 from narratives.pivots.detector import PivotConfig
+from narratives.rowfile import RowFile
 from narratives.scored import (
     COMMIT,
     UPDATE,
     UPDATES,
+    VECTORS,
     PostsWriter,
     ScoredFolder,
     atomic_path,
@@ -193,6 +195,8 @@ def _update(
     staged.mkdir()
     new_part = staged / "posts-new.parquet"
     writer = PostsWriter(new_part, (embedder.dim, len(_topics(run))))
+    vectors = _vectors_file(stored, run, embedder.dim)
+    new_vectors = None if vectors is None else RowFile(staged / "vectors-new.f32", 0, embedder.dim)
     new_pages: list[pa.Table] = []
     try:
         with tqdm(
@@ -206,17 +210,21 @@ def _update(
                 counts.add(posts)
                 table = posts_table(posts, chunk.embeddings, chunk.profiles)
                 writer.write_table(table)
+                if new_vectors is not None:
+                    new_vectors.append(chunk.embeddings)
                 new_pages.append(_paged(table))
                 bar.update(len(frame))
     finally:
         store.close()
+        if new_vectors is not None:
+            new_vectors.close()
     writer.close()
     scored_s = time.perf_counter() - started
 
     t = time.perf_counter()
     new = pa.concat_tables(new_pages) if new_pages else None
     touched = sorted(set(new.column("page_id").to_pylist())) if new is not None else []
-    pivots, pages, old_pivots, old_pages = _redo_pages(stored, touched, new, config)
+    pivots, pages, old_pivots, old_pages = _redo_pages(stored, touched, new, config, vectors)
     pivots_s = time.perf_counter() - t
 
     number = _next_number(folder)
@@ -260,7 +268,9 @@ def _update(
     removes = [
         name for name in ("pivots", "pages") if parts_folder(folder / f"{name}.parquet").is_dir()
     ]
-    plan = {"renames": renames, "moves": moves, "removes": removes}
+    plan: dict[str, Any] = {"renames": renames, "moves": moves, "removes": removes}
+    if vectors is not None:  # the new rows go after the stored ones (and nothing else)
+        plan["append"] = ["vectors-new.f32", VECTORS, first_row * embedder.dim * 4]
     with atomic_path(journal / COMMIT) as tmp:
         tmp.write_text(json.dumps(plan, indent=2))
     return _commit(folder, journal)
@@ -421,6 +431,15 @@ def _commit(folder: Path, journal: Path) -> dict[str, Any]:
     running this again. Returns the update's change log entry."""
     plan = json.loads((journal / COMMIT).read_text(encoding="utf-8"))
     staged = journal / "staged"
+    if plan.get("append") and (staged / plan["append"][0]).exists():
+        src, dst, offset = plan["append"]
+        with (folder / dst).open("r+b") as out, (staged / src).open("rb") as new:
+            out.truncate(offset)  # what a killed commit wrote goes first
+            out.seek(offset)
+            shutil.copyfileobj(new, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        (staged / src).unlink()
     for src, dst in plan["renames"]:
         if (folder / src).exists():
             (folder / dst).parent.mkdir(parents=True, exist_ok=True)
@@ -503,12 +522,27 @@ def _frames(table: pa.Table) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     )
 
 
+def _vectors_file(stored: ScoredFolder, run: dict[str, Any], dim: int) -> RowFile | None:
+    """The folder's vectors file (:data:`~narratives.scored.VECTORS`), where it holds a
+    row for every stored post; None where there is none (a folder the Ray engine wrote)."""
+    path = stored.path / VECTORS
+    n = int(run["counts"]["read"])
+    if not path.is_file() or path.stat().st_size < n * dim * 4:
+        return None
+    return RowFile.reader(path, n, dim)
+
+
 def _redo_pages(
-    stored: ScoredFolder, touched: list[str], new: pa.Table | None, config: PivotConfig
+    stored: ScoredFolder,
+    touched: list[str],
+    new: pa.Table | None,
+    config: PivotConfig,
+    vectors: RowFile | None,
 ) -> tuple[pa.Table, pa.Table, pd.DataFrame, pd.DataFrame]:
     """Pivots and pages of the whole folder with those of the ``touched`` pages made
     again from their stored posts and the ``new`` ones; and the old rows of the touched
-    pages (for the change log)."""
+    pages (for the change log). The stored posts' embeddings come from ``vectors`` by
+    row where the folder has them there, else from posts.parquet."""
     old_pivots = stored.arrow_table("pivots.parquet")
     old_pages = stored.arrow_table("pages.parquet")
     was_touched = {
@@ -519,7 +553,13 @@ def _redo_pages(
     }
     if touched and new is not None:
         rows = stored.rows_of_pages(touched)
-        old_rows = stored.take(rows, [*COLUMNS, "topic_profile", "embedding"])
+        if vectors is None:
+            old_rows = stored.take(rows, [*COLUMNS, "topic_profile", "embedding"])
+        else:
+            old_rows = stored.take(rows, [*COLUMNS, "topic_profile"])
+            flat = pa.array(vectors[rows].reshape(-1), type=pa.float32())
+            column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
+            old_rows = old_rows.append_column(new.schema.field("embedding"), column)
         both = pa.concat_tables([old_rows.cast(new.schema), new])
         posts, profiles, embeddings = _frames(both)
         pivots_t, pages_t, _ = pages_and_pivots(posts, profiles, embeddings, config)
@@ -604,9 +644,10 @@ def _pivot_changes(
     mask = pc.is_in(pivots.column("page_id"), value_set=pa.array(touched, pa.string()))
     now = pivots.filter(pc.fill_null(mask, False)).to_pandas()
     out: dict[str, list] = {"new": [], "confirmed": [], "moved": [], "withdrawn": []}
+    olds = {page: rows.to_dict("records") for page, rows in old.groupby("page_id")}
+    news = {page: rows.to_dict("records") for page, rows in now.groupby("page_id")}
     for page in touched:
-        before = old[old["page_id"] == page].to_dict("records")
-        after = now[now["page_id"] == page].to_dict("records")
+        before, after = olds.get(page, []), news.get(page, [])
         times = {pd.Timestamp(r["at"]): r for r in before}
         left = []
         for row in after:

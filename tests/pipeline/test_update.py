@@ -62,6 +62,8 @@ def _same_tables(whole: Path, updated: Path) -> None:
         assert a.num_rows == b.num_rows, name
         differ = [c for c in a.column_names if not a.column(c).equals(b.column(c))]
         assert not differ, f"{name}: {differ}"
+    if (updated / "vectors.f32").exists():  # appended to by each update
+        assert (whole / "vectors.f32").read_bytes() == (updated / "vectors.f32").read_bytes()
     run_a, run_b = (json.loads((p / "run.json").read_text()) for p in (whole, updated))
     assert run_a["counts"] == run_b["counts"]
     assert run_a["narrative_posts"] == run_b["narrative_posts"]  # what shares are of
@@ -254,6 +256,7 @@ def test_a_killed_update_leaves_the_folder_or_is_finished_with_resume(options, t
         narratives.update(out, new, embedder=options["embedder"], progress=False)
     entry = narratives.update(out, new, embedder=options["embedder"], resume=True)
     assert entry["update"] == 1 and not (out / ".update").exists()
+    assert (out / "vectors.f32").stat().st_size == (reference / "vectors.f32").stat().st_size
     _same_tables(reference, out)
     with pytest.raises(OutputError, match="nothing to resume"):
         narratives.update(out, new, embedder=options["embedder"], resume=True)
@@ -268,6 +271,9 @@ def test_update_and_changes_on_the_command_line(tmp_path, embedder):
     for name in ("posts", "pages"):  # tables as the Ray engine writes them: parts
         (out / name).mkdir()
         os.replace(out / f"{name}.parquet", out / name / "part-00000.parquet")
+    run = json.loads((out / "run.json").read_text())
+    counted = run.pop("narrative_posts")  # the Ray engine does not count them
+    (out / "run.json").write_text(json.dumps(run))
     no_text = _write(tmp_path / "no_text.csv", ["post_id,zzz\n", "x1,hello\n"])
     result = runner.invoke(app, ["update", str(out), str(no_text)])
     assert result.exit_code == 2 and "text" in result.output
@@ -295,6 +301,16 @@ def test_update_and_changes_on_the_command_line(tmp_path, embedder):
     assert parts == [f"part-{i:05d}.parquet" for i in range(4)]
     assert (out / "pages.parquet").is_file() and not (out / "pages").exists()
     assert len(narratives.load_scored(out).posts) == len(lines) + 2
+    # counted over the folder at the first update, then added to: as over all posts
+    scored = narratives.load_scored(out).posts
+    ok = scored[scored["status"] == "ok"]
+    tally: dict[str, int] = {}
+    for tags in ok["narratives"]:
+        for entry in tags:
+            if "." not in entry["id"]:
+                tally[entry["id"]] = tally.get(entry["id"], 0) + 1
+    assert run["narrative_posts"] == {"posts": len(ok), "counts": dict(sorted(tally.items()))}
+    assert counted["posts"] < len(ok)
     since = narratives.report.build.report_data(out)["since_update"]
     assert since["update"] == 3 and since["counts"]["read"] == len(lines) - 300
     assert "since-update" in (out / "report.html").read_text(encoding="utf-8")
@@ -316,7 +332,9 @@ def test_posts_older_than_the_folder_are_added_as_if_they_came_in_that_order(opt
     updated = tmp_path / "updated"
     narratives.score(_write(tmp_path / "later" / "posts.jsonl", later), output=updated, **options)
     _operators(updated)
+    (updated / "vectors.f32").unlink()  # as the Ray engine writes a folder: read from posts
     entry = narratives.update(updated, _write(tmp_path / "earlier" / "posts.jsonl", earlier),
                               embedder=options["embedder"], tagger=options["tagger"])  # fmt: skip
     assert entry["coordination"]["searched"].startswith("everything searched again")
     _same_tables(whole, updated)
+    assert not (updated / "vectors.f32").exists()
