@@ -140,7 +140,8 @@ def score(
         f"{name}/ (parts)" if (Path(out) / name).is_dir() else f"{name}.parquet"
         for name in ("posts", "pivots", "pages")
     ]
-    typer.echo(f"outputs in {out}/ ({', '.join(tables)}, run.json)")
+    extra = ", vectors.f32" if (Path(out) / "vectors.f32").is_file() else ""
+    typer.echo(f"outputs in {out}/ ({', '.join(tables)}, run.json{extra})")
     if report:
         typer.echo(f"report {page}")
     exit_on_page_errors(run.get("page_errors"))
