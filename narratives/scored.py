@@ -61,6 +61,11 @@ VECTOR_COLUMNS = ("embedding", "topic_profile")
 _SAVE_ROWS = 4096
 
 
+def update_files(folder: str | Path) -> list[Path]:
+    """The change log of a scored folder, ``updates/0001.json``..., oldest first."""
+    return sorted((Path(folder) / UPDATES).glob("[0-9][0-9][0-9][0-9].json"))
+
+
 def parts_folder(path: str | Path) -> Path:
     """The folder of parts that may stand for the table file ``path``
     (``posts.parquet`` -> ``posts/``)."""
@@ -519,6 +524,7 @@ __all__ = [
     "table_settings",
     "timed_rows",
     "to_table",
+    "update_files",
     "usable",
     "vector_matrix",
     "write_run",

@@ -34,8 +34,10 @@ from narratives.pipeline.scorer import (
     PostResults,
     PostScorer,
     actor_spec,
+    counts_record,
     describe_tagger,
     load_tagger,
+    model_record,
 )
 from narratives.pipeline.spill import COLUMNS, PageSpill, n_parts
 from narratives.pivots.detector import PivotConfig
@@ -546,28 +548,14 @@ def _run_info(
         "narratives_version": metadata.version("narratives"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": info,
-        "model": embedder.info,
+        **model_record(embedder, tagger),
         "cache": {
             "path": None if store.path is None else str(store.path),
             "hits": store.hits,
             "misses": store.misses,
         },
         "topics": list(TOPICS),
-        "taxonomy": None
-        if tagger is None
-        else {
-            "id": tagger.taxonomy.id,
-            "version": tagger.taxonomy.version,
-            "digest": tagger.taxonomy.digest,
-        },
-        "tagger": None if tagger is None else {"kind": tagger.kind, "model": tagger.model},
-        "counts": {
-            "read": counts["read"],
-            "ok": counts["ok"],
-            "rejected": counts["read"] - counts["ok"],
-            "warned": counts["warned"],
-            "tagged": counts["tagged"],
-        },
+        "counts": counts_record(counts),
     }
 
 

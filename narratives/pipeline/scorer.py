@@ -6,6 +6,7 @@ narratives, and a note when the model clips a text. The local engine runs one
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,33 @@ class PostScorer:
                     f"the model reads the first {limit}"
                 )
         return notes
+
+
+def model_record(embedder: Embedder, tagger: NarrativeTagger | None) -> dict[str, Any]:
+    """What run.json says of the model, the taxonomy and the tagger that scored a run
+    (what an update's must equal)."""
+    return {
+        "model": embedder.info,
+        "taxonomy": None
+        if tagger is None
+        else {
+            "id": tagger.taxonomy.id,
+            "version": tagger.taxonomy.version,
+            "digest": tagger.taxonomy.digest,
+        },
+        "tagger": None if tagger is None else {"kind": tagger.kind, "model": tagger.model},
+    }
+
+
+def counts_record(counts: Mapping[str, int]) -> dict[str, int]:
+    """run.json's counts of posts from a :class:`PostCounts` (or the same keys)."""
+    return {
+        "read": counts["read"],
+        "ok": counts["ok"],
+        "rejected": counts["read"] - counts["ok"],
+        "warned": counts["warned"],
+        "tagged": counts["tagged"],
+    }
 
 
 class PostCounts:
@@ -222,6 +250,8 @@ __all__ = [
     "PostResults",
     "PostScorer",
     "actor_spec",
+    "counts_record",
     "describe_tagger",
     "load_tagger",
+    "model_record",
 ]

@@ -54,8 +54,10 @@ from narratives.pipeline.scorer import (
     PostCounts,
     PostResults,
     PostScorer,
+    counts_record,
     describe_tagger,
     load_tagger,
+    model_record,
 )
 from narratives.pipeline.spill import COLUMNS
 from narratives.pivots.detector import PivotConfig
@@ -72,6 +74,7 @@ from narratives.scored import (
     posts_table,
     table_files,
     to_table,
+    update_files,
     vector_matrix,
 )
 
@@ -234,7 +237,7 @@ def _update(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": {**state["input"], **reader.info},
         "rows": [first_row, first_row + counts.read],
-        "counts": _counts(counts),
+        "counts": counts_record(vars(counts)),
         "posts_from": _time_bound(new_part, "min"),
         "posts_to": _time_bound(new_part, "max"),
         "pages_touched": len(touched),
@@ -362,18 +365,7 @@ def _tagger_of(tagger: Any, settings: dict[str, Any]) -> Any:
 
 def _check_models(run: dict[str, Any], embedder: Embedder, tagger: Any, folder: Path) -> None:
     """The model and the tagger must be those run.json names."""
-    now = {
-        "model": embedder.info,
-        "taxonomy": None
-        if tagger is None
-        else {
-            "id": tagger.taxonomy.id,
-            "version": tagger.taxonomy.version,
-            "digest": tagger.taxonomy.digest,
-        },
-        "tagger": None if tagger is None else {"kind": tagger.kind, "model": tagger.model},
-    }
-    for key, value in now.items():
+    for key, value in model_record(embedder, tagger).items():
         if json.loads(json.dumps(value, default=str)) != run.get(key):
             raise InputError(
                 f"the {key} of this update ({value}) is not the one {str(folder)!r} was "
@@ -458,7 +450,7 @@ def _commit(folder: Path, journal: Path) -> dict[str, Any]:
 
 
 def _next_number(folder: Path) -> int:
-    done = sorted((folder / UPDATES).glob("[0-9][0-9][0-9][0-9].json"))
+    done = update_files(folder)
     return int(done[-1].stem) + 1 if done else 1
 
 
@@ -603,16 +595,6 @@ def _by_page(table: pa.Table) -> pa.Table:
 
 
 # -- what changed --------------------------------------------------------------------
-
-
-def _counts(counts: PostCounts) -> dict[str, int]:
-    return {
-        "read": counts.read,
-        "ok": counts.ok,
-        "rejected": counts.read - counts.ok,
-        "warned": counts.warned,
-        "tagged": counts.tagged,
-    }
 
 
 def _time_bound(path: Path, how: str) -> str | None:
@@ -763,7 +745,7 @@ def _new_run(
     from the whole pages table, and the update's number."""
     out = dict(run)
     total = dict(run["counts"])
-    for key, value in _counts(counts).items():
+    for key, value in counts_record(vars(counts)).items():
         total[key] = total.get(key, 0) + value
     frame = pages.select(["page_id", "pivot_status", "timing_status"]).to_pandas()
     status = frame["pivot_status"].fillna("").astype(str)
@@ -846,10 +828,7 @@ def change_log(scored_dir: str | Path, since: int | str | None = None) -> list[d
     folder = Path(scored_dir)
     if not folder.is_dir():
         raise InputError(f"{str(folder)!r} is not a folder written by narratives score")
-    entries = [
-        json.loads(p.read_text(encoding="utf-8"))
-        for p in sorted((folder / UPDATES).glob("[0-9][0-9][0-9][0-9].json"))
-    ]
+    entries = [json.loads(p.read_text(encoding="utf-8")) for p in update_files(folder)]
     if since is None:
         return entries
     if isinstance(since, int) or str(since).isdigit():

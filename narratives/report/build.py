@@ -24,7 +24,7 @@ import pandas as pd
 from narratives.errors import InputError, OutputError
 from narratives.pivots.timelines import page_timelines
 from narratives.report.render import render
-from narratives.scored import UPDATES, ScoredFolder, atomic_path, usable
+from narratives.scored import ScoredFolder, atomic_path, update_files, usable
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def report_data(
 def _since_update(scored: ScoredFolder, names: dict[str, str]) -> dict[str, Any] | None:
     """What the folder's last update found (its change log entry), for the section at
     the top of the report; None for a folder never updated."""
-    entries = sorted((scored.path / UPDATES).glob("[0-9][0-9][0-9][0-9].json"))
+    entries = update_files(scored.path)
     if not entries:
         return None
     entry = json.loads(entries[-1].read_text(encoding="utf-8"))
