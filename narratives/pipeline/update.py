@@ -391,26 +391,23 @@ def _disable(progress: bool | None) -> bool | None:
 def _begin(journal: Path, state: dict[str, Any], *, resume: bool, force: bool) -> None:
     """Start this update's unfinished work in ``journal``, or take up an interrupted one."""
     if journal.exists():
-        before = None
         path = journal / "state.json"
-        if path.is_file():
-            before = json.loads(path.read_text(encoding="utf-8"))
-        if resume and before is not None:
-            now = json.loads(json.dumps(state, default=str))
-            if before != now:
+        before = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if resume:  # its work is kept (the texts it embedded, without a persistent cache)
+            if before is not None and before != json.loads(json.dumps(state, default=str)):
                 raise OutputError(
                     f"cannot resume the update in {str(journal.parent)!r}: its input or "
                     "settings differ from the interrupted one's; run it with the same "
                     "input, or pass --force to drop it"
                 )
-        elif not force:
+        elif force:
+            shutil.rmtree(journal)
+        else:
             raise OutputError(
                 f"an update of {str(journal.parent)!r} was interrupted before it changed "
                 "the folder; pass --resume to finish it (the same input) or --force to drop "
                 "it and run this one"
             )
-        else:
-            shutil.rmtree(journal)
     elif resume:
         raise OutputError(f"{str(journal.parent)!r} holds no interrupted update: nothing to resume")
     journal.mkdir(exist_ok=True)

@@ -233,6 +233,9 @@ def test_a_killed_update_leaves_the_folder_or_is_finished_with_resume(options, t
     narratives.load_scored(out)
     with pytest.raises(OutputError, match="--resume"):
         narratives.update(out, new, embedder=options["embedder"], progress=False)
+    other = _write(tmp_path / "c.jsonl", lines[280:300])
+    with pytest.raises(OutputError, match="differ"):
+        narratives.update(out, other, embedder=options["embedder"], resume=True)
 
     # 2. killed half-way through moving the files in: readers refuse, --resume finishes
     real_replace = os.replace
