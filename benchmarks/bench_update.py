@@ -144,6 +144,7 @@ def main() -> None:
     )
     parser.add_argument("--texts", type=int, default=3000)
     parser.add_argument("--operators", action="store_true", help="also with timing+coordination")
+    parser.add_argument("--no-python", action="store_true", help="only the command line")
     parser.add_argument("--keep", type=Path, help="work here, and keep it")
     args = parser.parse_args()
     texts = real_texts(args.texts)
@@ -180,20 +181,22 @@ def main() -> None:
                 flush=True,
             )
             print(f"    update stages (s): {entry['seconds']}", flush=True)
-            done = subprocess.run(
-                [sys.executable, "-c", CHILD_PY, str(folder), str(both), str(new),
-                 str(again), str(work / "py-target")],
-                env=env, capture_output=True, text=True, cwd=ROOT,
-            )  # fmt: skip
-            if done.returncode:
-                sys.exit(f"the Python comparison failed:\n{done.stderr[-3000:]}")
-            py = json.loads(done.stdout.strip().splitlines()[-1])
-            print(
-                f"    from Python (model loaded once): re-score {py['rescore']:6.1f} s | "
-                f"update {py['update']:5.2f} s | time ratio {py['update'] / py['rescore']:.3f}; "
-                f"stages {py['seconds']}",
-                flush=True,
-            )
+            if not args.no_python:
+                done = subprocess.run(
+                    [sys.executable, "-c", CHILD_PY, str(folder), str(both), str(new),
+                     str(again), str(work / "py-target")],
+                    env=env, capture_output=True, text=True, cwd=ROOT,
+                )  # fmt: skip
+                if done.returncode:
+                    sys.exit(f"the Python comparison failed:\n{done.stderr[-3000:]}")
+                py = json.loads(done.stdout.strip().splitlines()[-1])
+                ratio = py["update"] / py["rescore"]
+                print(
+                    f"    from Python (model loaded once): re-score {py['rescore']:6.1f} s | "
+                    f"update {py['update']:5.2f} s | time ratio {ratio:.3f}; "
+                    f"stages {py['seconds']}",
+                    flush=True,
+                )
             if args.operators:
                 ops = work / f"ops-{n}-{share}"
                 shutil.rmtree(ops, ignore_errors=True)
