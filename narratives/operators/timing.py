@@ -24,7 +24,7 @@ Below ``min_posts`` posts a page gets no estimate, and says so.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -273,14 +273,20 @@ def page_timing(
     posts: pd.DataFrame,
     config: TimingConfig | None = None,
     groups: Mapping[str, str] | None = None,
+    known: Mapping[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """timing.parquet: one row per page of scored, timed posts, one per group of pages
     (``groups``: page id -> group name; ``scope`` ``group``, the members' posts together)
-    and one for all of them (``scope`` ``all``, ``page_id`` and ``group`` null)."""
+    and one for all of them (``scope`` ``all``, ``page_id`` and ``group`` null).
+    ``known``: page id -> its row as estimated before on the same posts (an update's
+    pages that received none), taken as it is."""
     estimator = TimingEstimator(config)
     usable = posts[usable_mask(posts, paged=False)]  # "all pages" takes posts without one
     rows = []
     for page_id, part in usable[usable["page_id"].notna()].groupby("page_id", sort=True):
+        if known is not None and str(page_id) in known:
+            rows.append(known[str(page_id)])
+            continue
         estimate = estimator.estimate_or_error(part["created_at"], f"page {str(page_id)!r}")
         rows.append({"scope": "page", "page_id": str(page_id), "group": None, **estimate})
     if groups:
@@ -293,7 +299,9 @@ def page_timing(
     frame = pd.DataFrame(rows)
     frame["utc_offset_hours"] = frame["utc_offset_hours"].astype("float64")
     frame["confidence"] = frame["confidence"].astype("float64")
-    frame["breaks"] = [b if isinstance(b, list) else None for b in frame["breaks"]]
+    frame["breaks"] = [
+        list(b) if isinstance(b, list | np.ndarray) else None for b in frame["breaks"]
+    ]
     return frame
 
 
@@ -363,6 +371,7 @@ def write_timing(
     scored_dir: str | Path,
     config: TimingConfig | None = None,
     groups: Mapping[str, str] | str | Path | None = None,
+    known: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """timing.parquet and timing_pairs.parquet in a folder written by narratives score.
 
@@ -383,7 +392,7 @@ def write_timing(
         from narratives.operators.coordination import network_groups
 
         groups = network_groups(folder.table("coordination_edges.parquet"))
-    timing = page_timing(posts, cfg, groups)
+    timing = page_timing(posts, cfg, groups, known)
     pairs = timing_similarity(posts, min_posts=cfg.min_posts)
     for frame, name, arrow in (
         (timing, "timing.parquet", schema.TIMING),
@@ -394,12 +403,23 @@ def write_timing(
     return timing, pairs
 
 
-def rerun_timing(scored_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def rerun_timing(
+    scored_dir: str | Path, touched: Collection[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`write_timing` again, with the settings it was last run with (kept in
-    timing.parquet; the defaults where an earlier version wrote it)."""
-    settings = table_settings(Path(scored_dir) / "timing.parquet") or {}
+    timing.parquet; the defaults where an earlier version wrote it). With ``touched``
+    (the pages an update gave posts), only their estimates are made again: the other
+    pages' rows are kept (their posts did not change); the groups, all pages together
+    and the pairs of alike pages are made again (their posts did)."""
+    path = Path(scored_dir) / "timing.parquet"
+    settings = table_settings(path) or {}
     config = TimingConfig(**settings.get("config", {}))
-    return write_timing(scored_dir, config, settings.get("groups"))
+    known = None
+    if touched is not None and settings:
+        old = pd.read_parquet(path)
+        old = old[(old["scope"] == "page") & ~old["page_id"].isin(list(touched))]
+        known = {str(r["page_id"]): r for r in old.to_dict("records")}
+    return write_timing(scored_dir, config, settings.get("groups"), known)
 
 
 __all__ = [

@@ -241,6 +241,7 @@ def _update(
         "posts_from": _time_bound(new_part, "min"),
         "posts_to": _time_bound(new_part, "max"),
         "pages_touched": len(touched),
+        "touched_pages": touched,
         "pivots": _pivot_changes(old_pivots, pivots, touched, config),
         "timing": _timing_changes(old_pages, pages, touched),
         "narratives": None,
@@ -802,7 +803,7 @@ def _stage_operators(
         entry["coordination"] = update_coordination(view, entry["rows"][0])
         names += ["coordination.parquet", "coordination_edges.parquet", "pages.parquet"]
     if has_timing:
-        rerun_timing(view)
+        rerun_timing(view, entry["touched_pages"])
         names += ["timing.parquet", "timing_pairs.parquet"]
     for name in names:
         os.replace(view / name, staged / name)
