@@ -643,9 +643,9 @@ _CLUSTER_COLUMNS = ("cluster_id", "post_id", "page_id", "created_at", "cluster_p
 
 
 def _scan_times(folder: ScoredFolder, first_new: int) -> dict[str, Any]:
-    """The times (int64 ns) and languages of the posts that take part (scored, with a
-    page and a time), read a batch at a time: per row, and the latest stored time and the
-    earliest new one."""
+    """The rows, times (int64 ns) and languages of the posts that take part (scored,
+    with a page and a time; four columns of every post, read whole), and the latest
+    stored time and the earliest new one."""
     table = folder.posts(["created_at", "status", "page_id", "lang"])
     rows = timed_rows(table)
     times = table["created_at"].to_numpy(dtype="datetime64[ns]")[rows].astype(np.int64)

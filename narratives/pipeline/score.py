@@ -34,6 +34,7 @@ from narratives.pipeline.scorer import (
     PostResults,
     PostScorer,
     actor_spec,
+    bar_disabled,
     counts_record,
     describe_tagger,
     load_tagger,
@@ -279,7 +280,7 @@ def _run(
     scorer = PostScorer(embedder, loaded, store)
     try:
         with tqdm(
-            total=posts.n_records, unit="post", disable=_disable(opts.progress), desc="scoring"
+            total=posts.n_records, unit="post", disable=bar_disabled(opts.progress), desc="scoring"
         ) as bar:
             for frame in posts.chunks(opts.chunk_size):
                 chunk = PostResults(frame, embedder.dim)
@@ -557,10 +558,6 @@ def _run_info(
         "topics": list(TOPICS),
         "counts": counts_record(counts),
     }
-
-
-def _disable(progress: bool | None) -> bool | None:
-    return None if progress is None else not progress
 
 
 __all__ = ["score", "score_into"]

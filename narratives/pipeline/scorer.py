@@ -84,6 +84,11 @@ class PostScorer:
         return notes
 
 
+def bar_disabled(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a run's ``progress``: None (shown only on a terminal) stays."""
+    return None if progress is None else not progress
+
+
 def model_record(embedder: Embedder, tagger: NarrativeTagger | None) -> dict[str, Any]:
     """What run.json says of the model, the taxonomy and the tagger that scored a run
     (what an update's must equal)."""
@@ -250,6 +255,7 @@ __all__ = [
     "PostResults",
     "PostScorer",
     "actor_spec",
+    "bar_disabled",
     "counts_record",
     "describe_tagger",
     "load_tagger",

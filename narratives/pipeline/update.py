@@ -54,6 +54,7 @@ from narratives.pipeline.scorer import (
     PostCounts,
     PostResults,
     PostScorer,
+    bar_disabled,
     counts_record,
     describe_tagger,
     load_tagger,
@@ -134,9 +135,10 @@ def update(
     given = _given(columns, model, embedder, tagger, taxonomy, tz, batch_size, backend)
     settings = _settings(run, given, folder)
     state = {"input": run_state(source, {}, {})["input"], "settings": settings}
-    config = pivot_config or PivotConfig(**_stored_config(run))
-    if asdict(config) != _stored_config(run):
-        changed = sorted(k for k, v in asdict(config).items() if _stored_config(run).get(k) != v)
+    stored_config = _stored_config(run)
+    config = pivot_config or PivotConfig(**stored_config)
+    if asdict(config) != stored_config:
+        changed = sorted(k for k, v in asdict(config).items() if stored_config.get(k) != v)
         raise InputError(
             f"the pivot settings differ from those {str(folder)!r} was scored with "
             f"({', '.join(changed)}); update with the stored ones, or run narratives "
@@ -203,7 +205,7 @@ def _update(
     new_pages: list[pa.Table] = []
     try:
         with tqdm(
-            total=reader.n_records, unit="post", disable=_disable(progress), desc="updating"
+            total=reader.n_records, unit="post", disable=bar_disabled(progress), desc="updating"
         ) as bar:
             for frame in reader.chunks(chunk_size):
                 chunk = PostResults(frame, embedder.dim)
@@ -238,8 +240,7 @@ def _update(
         "input": {**state["input"], **reader.info},
         "rows": [first_row, first_row + counts.read],
         "counts": counts_record(vars(counts)),
-        "posts_from": _time_bound(new_part, "min"),
-        "posts_to": _time_bound(new_part, "max"),
+        **_time_span(new_part),
         "pages_touched": len(touched),
         "touched_pages": touched,
         "pivots": _pivot_changes(old_pivots, pivots, touched, config),
@@ -380,10 +381,6 @@ def _stored_config(run: dict[str, Any]) -> dict[str, Any]:
 
 def _topics(run: dict[str, Any]) -> list[str]:
     return list(run["topics"])
-
-
-def _disable(progress: bool | None) -> bool | None:
-    return None if progress is None else not progress
 
 
 # -- the journal ---------------------------------------------------------------------
@@ -595,10 +592,14 @@ def _by_page(table: pa.Table) -> pa.Table:
 # -- what changed --------------------------------------------------------------------
 
 
-def _time_bound(path: Path, how: str) -> str | None:
+def _time_span(path: Path) -> dict[str, str | None]:
+    """The first and last time of the new posts (``posts_from``, ``posts_to``)."""
     times = pq.read_table(path, columns=["created_at"]).column("created_at")
-    value = (pc.min if how == "min" else pc.max)(times).as_py()
-    return None if value is None else value.isoformat()
+    span = pc.min_max(times).as_py()
+    return {
+        key: None if span[end] is None else span[end].isoformat()
+        for key, end in (("posts_from", "min"), ("posts_to", "max"))
+    }
 
 
 def _pivot_row(row: Any) -> dict[str, Any]:
