@@ -1,38 +1,68 @@
-"""Language of a post: script rules first, langdetect (seeded, so deterministic) after.
+"""Language of a post: script rules first, Lingua (``lingua-language-detector``) after.
 
-langdetect alone confuses Chinese with Japanese and Korean on short posts and guesses
-wildly on text with no letters. The rules below fix what the script already tells:
+Lingua's n-gram models (1- to 5-grams, 75 languages, inside its wheel) are the most
+accurate on short text of the libraries that work offline; langdetect, used before, knows
+neither Kazakh nor Malay and is weak on one- and two-word posts (``narratives eval
+langid`` measures the three side by side). The rules below fix what the script already
+tells, and name languages Lingua lacks:
 
 * no letters at all (emoji, URLs, numbers, mentions only): ``und`` with score 0;
 * kana make up at least ``KANA_MIN_SHARE`` of the CJK letters: ``ja``;
 * Hangul makes up at least ``HANGUL_MIN_SHARE`` of the CJK letters: ``ko``;
 * otherwise Han characters, when they weigh at least half of the letters (a Han
   character counts ``HAN_WEIGHT`` times, as it carries a word where Latin letters
-  carry a sound): ``zh``; a ``ja`` or ``ko`` guess from langdetect on text without
-  kana or Hangul is read as ``zh``;
-* a script used by one language (Thai, Greek, Hebrew, Georgian, ...) that makes up
-  most of the letters: that language;
-* the rest goes to langdetect, on the text without URLs, e-mail addresses and mentions.
+  carry a sound): ``zh``; a ``ja`` or ``ko`` guess on text without kana or Hangul is read
+  as ``zh``;
+* a script used by one language (Thai, Greek, Khmer, Burmese, ...) that makes up most of
+  the letters: that language;
+* letters only one language of the region uses: Uyghur's ``ې ۆ ۇ ۈ`` in Arabic script
+  (``ug``), Tajik's ``ҷ ӣ ӯ`` (``tg``), Uzbek's ``ў``/``ҳ`` in Cyrillic or ``oʻ``/``gʻ`` in
+  Latin (``uz``), and Kyrgyz's ``ң`` in Cyrillic without any of Kazakh's own letters
+  ``ә ғ қ ұ һ і`` (``ky``);
+* the rest goes to Lingua, on the text without URLs, e-mail addresses and mentions; a
+  ``kk`` answer on text with ``ө`` or ``ү`` but none of Kazakh's own letters is Kyrgyz.
 
 Codes are ISO 639-1 (``zh`` for both simplified and traditional Chinese). The score is
-langdetect's probability, or for a script rule the share of letters in that script.
+Lingua's confidence of its answer (its share of the candidates' probability), or for a
+rule the share of letters in that script.
+
+``languages`` restricts the candidates (``("en", "zh", "ru", "kk")``): a rule whose
+language is not among them gives way to Lingua over the candidates, and a text none of
+them can be is ``und``. Fewer candidates is faster and removes confusions (Malay and
+Indonesian, Bosnian, Croatian and Serbian).
+
+Lingua loads a language's models on first use, once per process; with every language's
+high-accuracy models loaded it holds about 1 GB (``narratives eval langid`` prints the
+figure). Posts of ``LONG_TEXT_CHARS`` characters or more are read by the low-accuracy
+mode (trigrams only), which Lingua's authors and our measurements find as accurate on
+long text and which is faster.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import regex
+
+from narratives.errors import InputError
 
 UNDETERMINED = "und"
 KANA_MIN_SHARE = 0.05
 HANGUL_MIN_SHARE = 0.05
 HAN_WEIGHT = 3
-#: langdetect reads at most this many characters of a post; more adds time, not accuracy.
+#: Lingua reads at most this many characters of a post; more adds time, not accuracy.
 MAX_CHARS = 1000
-SEED = 0
+#: from this length on the low-accuracy mode (trigrams only) reads the text
+LONG_TEXT_CHARS = 120
+#: Kyrgyz is told from Kazakh by the absence of Kazakh's own letters, which a word or two
+#: may lack: the Kyrgyz rules need this many letters
+KYRGYZ_MIN_LETTERS = 20
+#: the version of these rules; with Lingua's version and the candidates it names the
+#: identifier (:func:`identifier_id`), which keys the languages kept in the text cache
+RULES_VERSION = 2
 
 _NOISE = regex.compile(
     r"(?:https?://|www\.)\S+|\S+@\S+\.\w+|(?<!\w)@\w+|&(?:amp|lt|gt|quot|#\d+);", regex.I
@@ -60,79 +90,225 @@ _SINGLE_LANGUAGE_SCRIPTS = {
     "bo": regex.compile(r"\p{Tibetan}"),
     "am": regex.compile(r"\p{Ethiopic}"),
 }
+_ARABIC = regex.compile(r"\p{Arabic}")
+_CYRILLIC = regex.compile(r"\p{Cyrillic}")
+_LATIN = regex.compile(r"\p{Latin}")
+#: Uyghur's vowels ې ۆ ۇ ۈ, which Arabic, Persian and Urdu do not write; Sorani Kurdish
+#: writes ۆ too, with its own ێ ڵ ڕ beside it
+_UYGHUR = regex.compile("[\u06d0\u06c6\u06c7\u06c8]")
+_SORANI = regex.compile("[\u06ce\u06b5\u0695]")
+_TAJIK = regex.compile("[ҷҶӣӢӯӮ]")
+#: Uzbek's ҳ, or its ў with қ or ғ (Belarusian writes ў, never қ ғ ҳ; Kazakh writes
+#: қ ғ and һ, never ў ҳ)
+_UZBEK_CYRILLIC_H = regex.compile("[ҳҲ]")
+_UZBEK_CYRILLIC_U = regex.compile("[ўЎ]")
+_UZBEK_CYRILLIC_KG = regex.compile("[қҚғҒ]")
+_NOT_UZBEK_CYRILLIC = regex.compile("[іІїЇәӘұҰңҢөӨүҮ]")
+#: Uzbek's Latin oʻ and gʻ: with ʻ or ‘ they are Uzbek's own; with an apostrophe they
+#: count from two on, and not as Welsh's o'r nor Ganda's ng' (English writes o'clock, and
+#: O'Brien with a capital after)
+_UZBEK_LATIN_OWN = regex.compile("(?<!n)[oOgG][\u02bb\u2018](?=\\p{Ll})")
+_UZBEK_LATIN = regex.compile("(?<!n)[oOgG][\u02bb\u2018\u2019'`](?!r\\b)(?=\\p{Ll})")
+_KAZAKH_OWN = regex.compile("[әӘғҒқҚұҰһҺіІ]")
+_KYRGYZ_NG = regex.compile("[ңҢ]")
+_KYRGYZ_VOWELS = regex.compile("[өӨүҮ]")
 
-_factory = None
-_factory_lock = threading.Lock()
+#: the languages Lingua knows, by ISO 639-1 code (filled on first use)
+_LINGUA_CODES: frozenset[str] | None = None
+#: those the rules name that Lingua does not
+RULE_LANGUAGES = frozenset({"km", "lo", "my", "kn", "ml", "si", "bo", "am", "ug", "tg", "uz", "ky"})
+
+_detectors: dict[tuple[frozenset[str] | None, bool], Any] = {}
+_lock = threading.Lock()
 
 
-def _detector_factory():
-    """langdetect's profiles, loaded once into a private factory with a fixed seed."""
-    global _factory
-    with _factory_lock:
-        if _factory is None:
-            from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+def lingua_languages() -> frozenset[str]:
+    """ISO 639-1 codes of the languages Lingua's models know."""
+    global _LINGUA_CODES
+    if _LINGUA_CODES is None:
+        from lingua import Language
 
-            factory = DetectorFactory()
-            factory.load_profile(PROFILES_DIRECTORY)
-            factory.seed = SEED
-            _factory = factory
-    return _factory
+        _LINGUA_CODES = frozenset(lang.iso_code_639_1.name.lower() for lang in Language.all())
+    return _LINGUA_CODES
 
 
-def _langdetect(text: str) -> tuple[str, float]:
-    from langdetect.lang_detect_exception import LangDetectException
-
-    detector = _detector_factory().create()
-    detector.set_max_text_length(MAX_CHARS)
-    detector.append(text)
-    try:
-        best = detector.get_probabilities()[0]
-    except (LangDetectException, IndexError):
-        return UNDETERMINED, 0.0
-    return best.lang, float(best.prob)
+def known_languages() -> frozenset[str]:
+    """Every code :func:`detect_language` can give (besides ``und``)."""
+    return lingua_languages() | RULE_LANGUAGES
 
 
-def detect_language(text: str | None) -> tuple[str, float]:
+def parse_languages(languages: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """Candidate languages from ``"en,zh,ru,kk"`` or a list: sorted, checked codes (None:
+    every language)."""
+    if languages is None:
+        return None
+    items = languages.split(",") if isinstance(languages, str) else list(languages)
+    codes = sorted({str(code).strip().lower() for code in items if str(code).strip()})
+    if not codes:
+        raise InputError("--languages is empty: name at least one ISO 639-1 code, e.g. en,zh")
+    known = known_languages()
+    unknown = [code for code in codes if code not in known]
+    if unknown:
+        raise InputError(
+            f"unknown language code(s) {', '.join(map(repr, unknown))}: use ISO 639-1 codes "
+            f"of these languages: {', '.join(sorted(known))}"
+        )
+    return tuple(codes)
+
+
+def identifier_id(languages: Sequence[str] | None = None) -> str:
+    """What identifies the language identifier: rules, Lingua version and candidates."""
+    from importlib.metadata import version
+
+    candidates = "all" if languages is None else ",".join(parse_languages(languages) or ())
+    return f"rules-{RULES_VERSION}+lingua-{version('lingua-language-detector')}:{candidates}"
+
+
+def _detector(candidates: frozenset[str] | None, low: bool) -> Any:
+    """Lingua's detector over ``candidates`` (None: all), built once per process."""
+    key = (candidates, low)
+    detector = _detectors.get(key)
+    if detector is None:
+        with _lock:
+            detector = _detectors.get(key)
+            if detector is None:
+                from lingua import IsoCode639_1, LanguageDetectorBuilder
+
+                if candidates is None:
+                    builder = LanguageDetectorBuilder.from_all_languages()
+                else:
+                    codes = [IsoCode639_1.from_str(code) for code in sorted(candidates)]
+                    builder = LanguageDetectorBuilder.from_iso_codes_639_1(*codes)
+                if low:
+                    builder = builder.with_low_accuracy_mode()
+                detector = _detectors[key] = builder.build()
+    return detector
+
+
+def detect_language(text: str | None, languages: Sequence[str] | None = None) -> tuple[str, float]:
     """Language code and score of one post; ``("und", 0.0)`` when it has no letters."""
+    langs, scores = detect_languages([text], languages)
+    return langs[0], float(scores[0])
+
+
+def detect_languages(
+    texts: Iterable[str | None], languages: Sequence[str] | None = None
+) -> tuple[list[str], np.ndarray]:
+    """Codes and float32 scores of ``texts``; ``languages``: the candidates (None: all).
+
+    The texts that no rule settles go to Lingua together, on all cores."""
+    allowed = None if languages is None else frozenset(parse_languages(languages) or ())
+    langs: list[str] = []
+    scores: list[float] = []
+    pending: dict[bool, list[tuple[int, str, bool]]] = {False: [], True: []}
+    for i, text in enumerate(texts):
+        lang, score, clean, kyrgyz_like = _by_rules(text, allowed)
+        langs.append(lang)
+        scores.append(score)
+        if clean is not None:
+            pending[len(clean) >= LONG_TEXT_CHARS].append((i, clean, kyrgyz_like))
+    lingua = lingua_languages() if allowed is None else allowed & lingua_languages()
+    for low, items in pending.items():
+        if not items:
+            continue
+        if not lingua:  # no candidate Lingua knows
+            continue
+        detector = _detector(None if allowed is None else frozenset(lingua), low)
+        found = detector.compute_language_confidence_values_in_parallel([t for _, t, _ in items])
+        for (i, clean, kyrgyz_like), values in zip(items, found):
+            langs[i], scores[i] = _answer(values, clean, kyrgyz_like, allowed)
+    return langs, np.asarray(scores, dtype=np.float32)
+
+
+def _by_rules(
+    text: str | None, allowed: frozenset[str] | None
+) -> tuple[str, float, str | None, bool]:
+    """(language, score, None, False) where a rule settles the text; otherwise
+    (``und``, 0, the text Lingua is to read, whether a ``kk`` answer means Kyrgyz)."""
     if not text:
-        return UNDETERMINED, 0.0
+        return UNDETERMINED, 0.0, None, False
     clean = _NOISE.sub(" ", text[: MAX_CHARS * 4])
     n_letters = len(_LETTER.findall(clean))  # letters and their combining marks
     if n_letters == 0:
-        return UNDETERMINED, 0.0
+        return UNDETERMINED, 0.0, None, False
+    for lang, score in _script_rules(clean, n_letters):
+        if allowed is None or lang in allowed:
+            return lang, score, None, False
+    n_cyrillic = len(_CYRILLIC.findall(clean))
+    kyrgyz_like = (
+        n_letters >= KYRGYZ_MIN_LETTERS
+        and n_cyrillic * 2 >= n_letters
+        and _KYRGYZ_VOWELS.search(clean) is not None
+        and _KAZAKH_OWN.search(clean) is None
+        and (allowed is None or "ky" in allowed)
+    )
+    return UNDETERMINED, 0.0, clean[:MAX_CHARS].strip(), kyrgyz_like
+
+
+def _script_rules(clean: str, n_letters: int) -> Iterable[tuple[str, float]]:
+    """The languages the script says, most certain first."""
     n_han = len(_HAN.findall(clean))
     n_kana = len(_KANA.findall(clean))
     n_hangul = len(_HANGUL.findall(clean))
     n_cjk = n_han + n_kana + n_hangul
     if n_cjk:
         if n_kana / n_cjk >= KANA_MIN_SHARE:
-            return "ja", _share(n_han + n_kana, n_letters)
+            yield "ja", _share(n_han + n_kana, n_letters)
         if n_hangul / n_cjk >= HANGUL_MIN_SHARE:
-            return "ko", _share(n_han + n_hangul, n_letters)
+            yield "ko", _share(n_han + n_hangul, n_letters)
         weighted = n_han * HAN_WEIGHT
         if weighted * 2 >= n_letters - n_han + weighted:
-            return "zh", _share(weighted, n_letters - n_han + weighted)
+            yield "zh", _share(weighted, n_letters - n_han + weighted)
     for lang, pattern in _SINGLE_LANGUAGE_SCRIPTS.items():
         n = len(pattern.findall(clean))
         if n * 2 >= n_letters:
-            return lang, _share(n, n_letters)
-    lang, prob = _langdetect(clean)
-    if lang.startswith("zh") or lang in ("ja", "ko"):
-        # There is no kana or Hangul here, so a CJK guess can only be Chinese.
-        lang = "zh" if n_han else UNDETERMINED
-    return lang, round(prob, 4)
+            yield lang, _share(n, n_letters)
+    n_arabic = len(_ARABIC.findall(clean))
+    if n_arabic * 2 >= n_letters and _UYGHUR.search(clean) and not _SORANI.search(clean):
+        yield "ug", _share(n_arabic, n_letters)
+    n_cyrillic = len(_CYRILLIC.findall(clean))
+    if n_cyrillic * 2 >= n_letters:
+        share = _share(n_cyrillic, n_letters)
+        if _TAJIK.search(clean):
+            yield "tg", share
+        if not _NOT_UZBEK_CYRILLIC.search(clean) and (
+            _UZBEK_CYRILLIC_H.search(clean)
+            or (_UZBEK_CYRILLIC_U.search(clean) and _UZBEK_CYRILLIC_KG.search(clean))
+        ):
+            yield "uz", share
+        if (
+            n_letters >= KYRGYZ_MIN_LETTERS
+            and _KYRGYZ_NG.search(clean)
+            and not _KAZAKH_OWN.search(clean)
+        ):
+            yield "ky", share
+    n_latin = len(_LATIN.findall(clean))
+    if n_latin * 2 >= n_letters and (
+        _UZBEK_LATIN_OWN.search(clean) or len(_UZBEK_LATIN.findall(clean)) >= 2
+    ):
+        yield "uz", _share(n_latin, n_letters)
+
+
+def _answer(
+    values: list[Any], clean: str, kyrgyz_like: bool, allowed: frozenset[str] | None
+) -> tuple[str, float]:
+    """Lingua's best candidate as a code and score (``und`` when it finds none)."""
+    if not values or values[0].value <= 0:
+        return UNDETERMINED, 0.0
+    best = values[0]
+    lang = best.language.iso_code_639_1.name.lower()
+    if lang in ("zh", "ja", "ko"):
+        # The rules found too few kana or Hangul for Japanese or Korean, and too few Han
+        # to call it Chinese outright: Han there make it Chinese still.
+        lang = "zh" if _HAN.search(clean) else UNDETERMINED
+        if lang == UNDETERMINED:
+            return lang, 0.0
+    if lang == "kk" and kyrgyz_like:
+        lang = "ky"
+    if allowed is not None and lang not in allowed:
+        return UNDETERMINED, 0.0
+    return lang, round(float(best.value), 4)
 
 
 def _share(part: int, whole: int) -> float:
     return round(min(1.0, part / whole), 4)
-
-
-def detect_languages(texts: Iterable[str | None]) -> tuple[list[str], np.ndarray]:
-    """Vectorised :func:`detect_language`: codes and float32 scores."""
-    langs: list[str] = []
-    scores: list[float] = []
-    for text in texts:
-        lang, score = detect_language(text)
-        langs.append(lang)
-        scores.append(score)
-    return langs, np.asarray(scores, dtype=np.float32)

@@ -1,10 +1,22 @@
-"""Language identification on short multilingual posts."""
+"""Language identification on short multilingual posts.
+
+The sentences of the languages of Central Asia (and Malay, Tagalog, Burmese, Khmer) were
+written for these tests, as an influence operation's posts about the region would read;
+Lingua's own test data measures accuracy at scale (``narratives eval langid``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from narratives.embedding.langid import detect_language, detect_languages
+from narratives.embedding.langid import (
+    detect_language,
+    detect_languages,
+    identifier_id,
+    known_languages,
+    parse_languages,
+)
+from narratives.embedding.text_cache import EmbeddingCache
+from narratives.errors import InputError
 
 
 @pytest.mark.parametrize(
@@ -34,6 +46,58 @@ from narratives.embedding.langid import detect_language, detect_languages
         ("ทีมฟุตบอลไทยชนะการแข่งขันเมื่อคืนนี้", "th"),
         ("Ελλάδα: οι τιμές της ενέργειας αυξάνονται", "el"),
         ("Follow me https://t.co/xyz @someone for news about the election", "en"),
+        # The region's languages, which langdetect did not know.
+        (
+            "Қазақстан Республикасының Президенті бүгін Астанада шетелдік инвесторлармен кездесті.",
+            "kk",
+        ),
+        ("Алматыдағы тәртіпсіздіктерді шетелдік күштер ұйымдастырды", "kk"),
+        (
+            "Кыргыз Республикасынын Президенти бүгүн Бишкекте чет элдик инвесторлор менен жолукту.",
+            "ky",
+        ),
+        ("Жаңы мыйзам боюнча шайлоо өткөрүлөт деп билдирди.", "ky"),
+        (
+            "Oʻzbekiston Respublikasi Prezidenti bugun Toshkentda investorlar bilan uchrashdi.",
+            "uz",
+        ),
+        (
+            "O'zbekiston hukumati yangi qonunni qabul qildi, bu to'g'risida vazirlik xabar berdi.",
+            "uz",
+        ),
+        ("Ўзбекистон ҳукумати янги қонунни қабул қилди.", "uz"),
+        ("ئۇيغۇر ئاپتونوم رايونىدا يېڭى قانۇن ئېلان قىلىندى", "ug"),
+        ("Ҷумҳурии Тоҷикистон имрӯз қонуни навро қабул кард.", "tg"),
+        (
+            "Монгол Улсын Ерөнхийлөгч өнөөдөр Улаанбаатар хотод хөрөнгө оруулагчидтай уулзлаа.",
+            "mn",
+        ),
+        ("Беспорядки в Казахстане организовали иностранные силы.", "ru"),
+        (
+            "Kerajaan Malaysia mengumumkan langkah baharu untuk membantu rakyat "
+            "menghadapi kenaikan harga.",
+            "ms",
+        ),
+        (
+            "Pemerintah Indonesia mengumumkan kebijakan baru untuk membantu masyarakat "
+            "menghadapi krisis.",
+            "id",
+        ),
+        (
+            "Nagpahayag ang pamahalaan ng bagong hakbang laban sa pagtaas ng presyo ng bilihin.",
+            "tl",
+        ),
+        ("မြန်မာနိုင်ငံ အစိုးရက ယနေ့ ကြေညာခဲ့သည်", "my"),
+        ("រដ្ឋាភិបាលកម្ពុជាបានប្រកាសនៅថ្ងៃនេះ", "km"),
+        ("پاکستان کی حکومت نے آج نئے اقدامات کا اعلان کیا", "ur"),
+        ("دولت ایران امروز اقدامات جدیدی را اعلام کرد", "fa"),
+        # What the rules for Uzbek, Kyrgyz and Uyghur must leave alone.
+        ("O'Brien met O'Connor at five o'clock to talk about the riots.", "en"),
+        ("Mae'r plant yn mynd i'r ysgol o'r dref bob dydd.", "cy"),
+        ("Беларусь — краіна ў Усходняй Еўропе, сталіца якой Мінск.", "be"),
+        # Short posts, where langdetect was weakest.
+        ("Follow back", "en"),
+        ("Beautiful", "en"),
     ],
 )
 def test_short_posts(text, lang):
@@ -64,3 +128,55 @@ def test_deterministic():
     assert (first[1] == second[1]).all()
     # the same text gets the same answer wherever it appears
     assert first[0][:6] == first[0][6:12]
+
+
+def test_candidate_languages_restrict_the_answer():
+    malay = "Kerajaan Malaysia mengumumkan langkah baharu untuk membantu rakyat."
+    indonesian = "Pemerintah Indonesia mengumumkan kebijakan baru untuk masyarakat."
+    texts = [malay, indonesian, "Россия и Китай подписали соглашение.", "新疆棉花", "東京タワー"]
+    assert detect_languages(texts)[0] == ["ms", "id", "ru", "zh", "ja"]
+    # told that only Malay, English and Russian occur: Indonesian reads as Malay, and a
+    # text in none of them (Chinese, Japanese by script) is undetermined
+    langs, scores = detect_languages(texts, ["ms", "en", "ru"])
+    assert langs == ["ms", "ms", "ru", "und", "und"]
+    assert scores[3] == scores[4] == 0.0
+    # a language the rules name is a candidate like any other
+    assert detect_languages(texts, "zh,ja,ru")[0] == ["und", "und", "ru", "zh", "ja"]
+    # one candidate: Lingua says whether the text is in it
+    assert detect_language("The government announced new measures today.", ["en"])[0] == "en"
+    assert detect_language("Правительство объявило новые меры.", ["en"])[0] == "und"
+
+
+def test_candidate_codes_are_checked_with_a_fix():
+    assert parse_languages(" ZH, en ,ru,kk,en") == ("en", "kk", "ru", "zh")
+    assert parse_languages(None) is None
+    with pytest.raises(InputError, match=r"'xx'.*ISO 639-1.*\bkk\b"):
+        parse_languages("en,xx")
+    with pytest.raises(InputError, match="empty"):
+        parse_languages(" , ")
+    assert {"kk", "ky", "uz", "ug", "ms", "tl", "my", "km", "zh", "en"} <= known_languages()
+
+
+def test_the_cache_keeps_languages_per_identifier():
+    # another candidate set gives other answers: its languages are kept apart
+    store = EmbeddingCache(None, 4)
+    every, few = identifier_id(None), identifier_id(["ms", "en"])
+    assert every != few and every.endswith(":all") and few.endswith(":en,ms")
+    store.put_langs([b"k1"], ["id"], [0.9], every)
+    assert store.get_langs([b"k1"], few) == {}
+    assert store.get_langs([b"k1", b"k2"], every) == {b"k1": ("id", pytest.approx(0.9))}
+
+
+def test_the_same_post_gets_the_same_answer_in_any_batch():
+    texts = [
+        "Follow back",
+        "Қазақстан жаңалықтары",
+        "hola amigos",
+        "新疆棉花",
+        "The riots in Kazakhstan were organised by foreign forces." * 5,  # long: low mode
+    ]
+    alone = [detect_language(t) for t in texts]
+    together = detect_languages(texts * 40)
+    for i, (lang, score) in enumerate(alone):
+        assert together[0][i::5] == [lang] * 40
+        assert together[1][i::5].tolist() == [pytest.approx(score)] * 40
