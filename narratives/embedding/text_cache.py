@@ -1,4 +1,5 @@
-"""A persistent cache of what is computed per text: embedding, language and its score.
+"""A persistent cache of what is computed per text: embedding, and language and its score
+by language identifier.
 
 Influence-operation content is copy-pasted at scale, and dumps are re-scored with new
 taxonomies and taggers: a text is embedded once per model, ever. Texts are keyed by the
@@ -76,9 +77,16 @@ class EmbeddingCache:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # (a cache written by narratives 0.2 has texts.lang and texts.lang_score too,
+        # langdetect's answers, unused now)
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS texts (key BLOB PRIMARY KEY, vector BLOB, "
-            "lang TEXT, lang_score REAL) WITHOUT ROWID"
+            "CREATE TABLE IF NOT EXISTS texts (key BLOB PRIMARY KEY, vector BLOB) WITHOUT ROWID"
+        )
+        # languages by identifier: another identifier, or other candidate languages, give
+        # other answers
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS langs (identifier TEXT, key BLOB, lang TEXT, "
+            "score REAL, PRIMARY KEY (identifier, key)) WITHOUT ROWID"
         )
         self._db.commit()
         self.hits = self.misses = 0
@@ -118,17 +126,28 @@ class EmbeddingCache:
                 rows,
             )
 
-    def get_langs(self, keys: Sequence[bytes]) -> dict[bytes, tuple[str, float]]:
-        """The cached (language, score) of those keys that have one."""
-        return {key: (lang, score) for key, lang, score in self._select("lang, lang_score", keys)}
+    def get_langs(self, keys: Sequence[bytes], identifier: str) -> dict[bytes, tuple[str, float]]:
+        """The (language, score) that the language identifier ``identifier``
+        (:func:`~narratives.embedding.langid.identifier_id`) gave those keys it has read."""
+        unique = list(dict.fromkeys(keys))
+        found: dict[bytes, tuple[str, float]] = {}
+        for start in range(0, len(unique), _BATCH):
+            part = unique[start : start + _BATCH]
+            rows = self._db.execute(
+                "SELECT key, lang, score FROM langs WHERE identifier = ? "
+                f"AND key IN ({','.join('?' * len(part))})",
+                [identifier, *part],
+            )
+            found.update((key, (lang, score)) for key, lang, score in rows)
+        return found
 
-    def put_langs(self, keys: Sequence[bytes], langs: Sequence[str], scores: Any) -> None:
-        rows = [(k, lang, float(score)) for k, lang, score in zip(keys, langs, scores)]
+    def put_langs(
+        self, keys: Sequence[bytes], langs: Sequence[str], scores: Any, identifier: str
+    ) -> None:
+        rows = [(identifier, k, lang, float(x)) for k, lang, x in zip(keys, langs, scores)]
         with self._db:
             self._db.executemany(
-                "INSERT INTO texts (key, lang, lang_score) VALUES (?, ?, ?) ON CONFLICT (key) "
-                "DO UPDATE SET lang = excluded.lang, lang_score = excluded.lang_score "
-                "WHERE lang IS NULL",
+                "INSERT OR IGNORE INTO langs (identifier, key, lang, score) VALUES (?, ?, ?, ?)",
                 rows,
             )
 

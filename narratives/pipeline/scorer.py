@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from narratives.embedding.embedder import Embedder
-from narratives.embedding.langid import detect_languages
+from narratives.embedding.langid import detect_languages, identifier_id
 from narratives.embedding.text_cache import EmbeddingCache, normalise, text_key
 from narratives.errors import InputError
 from narratives.pivots.topics import TOPICS, topic_profiles, topic_prototypes
@@ -25,12 +25,19 @@ from narratives.tagging.taxonomy import load_taxonomy
 class PostScorer:
     """What is computed for each post. Languages and vectors come from ``store`` (the
     run's text cache) where it has them and are committed to it otherwise; ``tagger`` is
-    a :class:`~narratives.tagging.tagger.NarrativeTagger` or None for no tags."""
+    a :class:`~narratives.tagging.tagger.NarrativeTagger` or None for no tags;
+    ``languages`` the candidate languages of language identification (None: all)."""
 
     def __init__(
-        self, embedder: Embedder, tagger: NarrativeTagger | None, store: EmbeddingCache
+        self,
+        embedder: Embedder,
+        tagger: NarrativeTagger | None,
+        store: EmbeddingCache,
+        languages: tuple[str, ...] | None = None,
     ) -> None:
         self.embedder, self.tagger, self.store = embedder, tagger, store
+        self.languages = languages
+        self._identifier = identifier_id(languages)
         self.timings = {"langid_s": 0.0, "embed_s": 0.0, "topics_s": 0.0, "tag_s": 0.0}
         self._prototypes: np.ndarray | None = None  # the topics' anchors, at the first call
 
@@ -39,11 +46,11 @@ class PostScorer:
         chunk = [normalise(t) for t in texts]
         keys = [text_key(t) for t in chunk]
         t = time.perf_counter()
-        known = store.get_langs(keys)
+        known = store.get_langs(keys, self._identifier)
         todo = {k: text for k, text in zip(keys, chunk) if k not in known}
         if todo:
-            codes, scores = detect_languages(list(todo.values()))
-            store.put_langs(list(todo), codes, scores)
+            codes, scores = detect_languages(list(todo.values()), self.languages)
+            store.put_langs(list(todo), codes, scores, self._identifier)
             known.update(zip(todo, zip(codes, scores)))
         timings["langid_s"] += time.perf_counter() - t
         t = time.perf_counter()
@@ -228,9 +235,14 @@ def load_tagger(
 
 
 def actor_spec(
-    embedder: Embedder, tagger: NarrativeTagger | None, store: EmbeddingCache, tmp: Path
+    embedder: Embedder,
+    tagger: NarrativeTagger | None,
+    store: EmbeddingCache,
+    tmp: Path,
+    languages: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """How a Ray actor makes the same embedder, tagger and cache as this process."""
+    """How a Ray actor makes the same embedder, tagger, cache and language candidates
+    as this process."""
     tagger_spec = None
     if tagger is not None:  # the tagger travels as its folder
         tagger.save_pretrained(tmp / "tagger")
@@ -243,6 +255,7 @@ def actor_spec(
         "tagger": tagger_spec,
         "taxonomy": None,  # the tagger's folder holds its taxonomy
         "cache": None if store.path is None else str(store.path),
+        "languages": None if languages is None else list(languages),
     }
 
 
