@@ -24,6 +24,10 @@ app.add_typer(taxonomy_app, name="taxonomy")
 
 TAXONOMY_HELP = "Taxonomy JSON file (default: the shipped china-cib taxonomy)."
 TAGGER_HELP = "'default' (zero-shot from the taxonomy), a tagger folder, or 'none'."
+LANGUAGES_HELP = (
+    "The languages the posts can be in, ISO 639-1 codes, e.g. en,zh,ru,kk (default: any "
+    "of the 87 known): faster, and no confusion with languages left out."
+)
 
 EXIT_USAGE = 2
 EXIT_PAGE_ERRORS = 3

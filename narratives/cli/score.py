@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from narratives.cli.app import (
+    LANGUAGES_HELP,
     TAGGER_HELP,
     TAXONOMY_HELP,
     app,
@@ -49,6 +50,7 @@ def score(
     ] = "auto",
     taxonomy: Annotated[Path | None, typer.Option(help=TAXONOMY_HELP)] = None,
     tagger: Annotated[str, typer.Option(help=TAGGER_HELP)] = "default",
+    languages: Annotated[str | None, typer.Option(help=LANGUAGES_HELP)] = None,
     cache: Annotated[
         bool,
         typer.Option(
@@ -109,6 +111,7 @@ def score(
             backend=backend,
             taxonomy=taxonomy,
             tagger=None if tagger == "none" else tagger,
+            languages=languages,
             cache=cache,
             engine=engine,
             address=address,

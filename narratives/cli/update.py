@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from narratives.cli.app import (
+    LANGUAGES_HELP,
     TAGGER_HELP,
     TAXONOMY_HELP,
     app,
@@ -39,6 +40,7 @@ def update(
     device: Annotated[str | None, typer.Option(help="Torch device (default: best).")] = None,
     taxonomy: Annotated[Path | None, typer.Option(help=TAXONOMY_HELP)] = None,
     tagger: Annotated[str | None, typer.Option(help=TAGGER_HELP)] = None,
+    languages: Annotated[str | None, typer.Option(help=LANGUAGES_HELP)] = None,
     cache: Annotated[
         bool,
         typer.Option("--cache/--no-cache", help="Keep each text's embedding in the cache."),
@@ -58,7 +60,8 @@ def update(
     again for the pages that received posts, timing and coordination (where the folder
     has them) with their stored settings.
 
-    The columns, model, tagger, taxonomy, zone and pivot settings are the folder's: one
+    The columns, model, tagger, taxonomy, languages, zone and pivot settings are the
+    folder's: one
     given that differs is refused. What changed goes to SCORED/updates/NNNN.json
     (narratives changes lists it). An update killed at any point leaves the folder as it
     was, or is finished with --resume (same input).
@@ -77,6 +80,7 @@ def update(
             named or None,
             model=model,
             tagger=tagger,
+            languages=languages,
             taxonomy=taxonomy,
             tz=tz,
             encoding=encoding,

@@ -106,6 +106,8 @@ class RayScorer:
         from narratives.embedding.text_cache import open_cache
         from narratives.pipeline.scorer import PostScorer, load_tagger
 
+        if spec["threads"] == 1:  # one actor a CPU: Lingua's threads too (before its pool)
+            os.environ.setdefault("RAYON_NUM_THREADS", "1")
         embedder = Embedder(
             spec["model"],
             device=spec["device"],
@@ -114,7 +116,13 @@ class RayScorer:
             threads=spec["threads"],
         )
         tagger = load_tagger(spec["tagger"], embedder, spec["taxonomy"])
-        self.scorer = PostScorer(embedder, tagger, open_cache(spec["cache"], embedder))
+        languages = spec.get("languages")
+        self.scorer = PostScorer(
+            embedder,
+            tagger,
+            open_cache(spec["cache"], embedder),
+            None if languages is None else tuple(languages),
+        )
         self.dim = embedder.dim
         self.first = _repeated_ids(Path(spec["repeated_ids"]))
         self.out = Path(spec["posts"])

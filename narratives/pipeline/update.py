@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from narratives import schema
 from narratives.embedding.embedder import Embedder
+from narratives.embedding.langid import identifier_id, parse_languages
 from narratives.embedding.text_cache import open_cache
 from narratives.errors import InputError, OutputError
 from narratives.io.columns import ColumnMapping
@@ -104,6 +105,7 @@ def update(
     chunk_size: int = 2048,
     cache: bool | str | Path | None = True,
     pivot_config: PivotConfig | None = None,
+    languages: str | Sequence[str] | None = None,
     progress: bool | None = None,
     resume: bool = False,
     force: bool = False,
@@ -113,10 +115,12 @@ def update(
     ``updates/NNNN.json`` holds).
 
     The posts are read and scored as the folder's run was: ``columns``, ``model``,
-    ``tagger``, ``taxonomy``, ``tz``, ``batch_size``, ``backend`` and ``pivot_config``
-    default to the stored ones, and one given that differs is refused with the
-    difference named. ``encoding``, ``delimiter`` and ``split`` are the new file's own;
-    ``cache``, ``device``, ``chunk_size`` and ``progress`` as for :func:`narratives.score`.
+    ``tagger``, ``taxonomy``, ``tz``, ``batch_size``, ``backend``, ``languages`` and
+    ``pivot_config`` default to the stored ones, and one given that differs is refused
+    with the difference named; so is a folder whose languages another language
+    identifier found (another version of its rules or of Lingua). ``encoding``,
+    ``delimiter`` and ``split`` are the new file's own; ``cache``, ``device``,
+    ``chunk_size`` and ``progress`` as for :func:`narratives.score`.
 
     ``resume``: finish an update that was killed (same input); ``force``: drop an
     unfinished update's work and run this one."""
@@ -133,6 +137,7 @@ def update(
     stored.require()
     run = stored.run()
     given = _given(columns, model, embedder, tagger, taxonomy, tz, batch_size, backend)
+    given["languages"] = None if languages is None else list(parse_languages(languages) or ())
     settings = _settings(run, given, folder)
     state = {"input": run_state(source, {}, {})["input"], "settings": settings}
     stored_config = _stored_config(run)
@@ -193,7 +198,8 @@ def _update(
     seen = _stored_ids(stored, source, columns, read)
     reader = PostReader(source, columns, ids_path=journal / "ids.sqlite", seen=seen, **read)
     store = open_cache(cache or journal / "embeddings.sqlite", embedder)
-    scorer = PostScorer(embedder, loaded, store)
+    languages = state["settings"]["languages"]
+    scorer = PostScorer(embedder, loaded, store, None if languages is None else tuple(languages))
     counts = PostCounts()
     staged = journal / "staged"
     shutil.rmtree(staged, ignore_errors=True)
@@ -340,7 +346,29 @@ def _settings(run: dict[str, Any], given: dict[str, Any], folder: Path) -> dict[
         "tz": stored.get("tz"),
         "taxonomy": stored.get("taxonomy"),
         "tagger": stored.get("tagger", "default"),
+        "languages": _stored_languages(stored, folder),
     }
+
+
+def _stored_languages(stored: dict[str, Any], folder: Path) -> list[str] | None:
+    """The folder's candidate languages, once its languages are known to be what this
+    language identifier finds: new posts identified otherwise would make language pivots
+    of the change."""
+    languages = stored.get("languages")
+    here = identifier_id(languages)
+    there = stored.get("langid")
+    if there != here:
+        found = (
+            "langdetect (narratives 0.2)"
+            if there is None
+            else f"another language identifier ({there})"
+        )
+        raise InputError(
+            f"the languages of {str(folder)!r} were found by {found}, and this narratives "
+            f"finds them with {here}: new posts identified otherwise would show language "
+            "pivots that are not there; score all the posts again with narratives score"
+        )
+    return languages
 
 
 def _same_tagger(stored: str, given: str) -> bool:

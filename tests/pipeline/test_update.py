@@ -194,6 +194,33 @@ def test_an_update_refuses_other_settings_and_names_them(options, embedder, tmp_
     assert posts["error"].iloc[len(lines) :].str.contains("duplicate post_id").all()
 
 
+def test_an_update_identifies_languages_as_the_folder_was(options, embedder, tmp_path):
+    out = tmp_path / "out"
+    lines = _lines(SAMPLE)
+    narratives.score(
+        _write(tmp_path / "a.jsonl", lines[:300]), output=out, languages="zh,en", **options
+    )
+    run = json.loads((out / "run.json").read_text())
+    assert run["settings"]["languages"] == ["en", "zh"]
+    assert run["settings"]["langid"].endswith(":en,zh")
+    posts = read_parquet(out / "posts.parquet").to_pandas()
+    assert set(posts.loc[posts["status"] == "ok", "lang"]) <= {"en", "zh", "und"}
+    new = _write(tmp_path / "b.jsonl", lines[300:])
+    with pytest.raises(InputError, match=r"languages is \['en', 'ru'\] here and \['en', 'zh'\]"):
+        narratives.update(out, new, embedder=embedder, languages="ru,en")
+    entry = narratives.update(out, new, embedder=embedder, progress=False)  # the folder's
+    assert entry["counts"]["ok"] > 0
+    posts = read_parquet(out / "posts.parquet").to_pandas()
+    assert set(posts.loc[posts["status"] == "ok", "lang"]) <= {"en", "zh", "und"}
+    # a folder whose languages another identifier found (langdetect, before) is refused:
+    # its pages would show language pivots at the update
+    run = json.loads((out / "run.json").read_text())
+    del run["settings"]["langid"]
+    (out / "run.json").write_text(json.dumps(run))
+    with pytest.raises(InputError, match=r"langdetect.*score all the posts again"):
+        narratives.update(out, new, embedder=embedder)
+
+
 def _digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
