@@ -120,3 +120,46 @@ def eval_tagger(
     typer.echo(format_report(result))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+@eval_app.command("langid")
+def eval_langid(
+    testdata: Annotated[
+        Path,
+        typer.Argument(
+            help="A clone of https://github.com/pemistahl/lingua-py, or its language-testdata "
+            "folder."
+        ),
+    ],
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Items per language and kind (default: all).")
+    ] = None,
+    languages: Annotated[
+        str | None, typer.Option(help="Only these languages' files, e.g. kk,ru,ms,id.")
+    ] = None,
+    identifiers: Annotated[
+        str, typer.Option(help="Which to run, of ours, langdetect and lingua.")
+    ] = "ours,langdetect,lingua",
+    per_language: Annotated[
+        bool, typer.Option("--per-language/--means-only", help="Print every language's row.")
+    ] = True,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result here.")] = None,
+) -> None:
+    """Language identification on Lingua's test sentences, word pairs and single words:
+    ours beside langdetect and Lingua, in the same process."""
+    import json
+
+    from narratives.evaluation.langid import evaluate, format_table
+
+    try:
+        result = evaluate(
+            testdata,
+            limit=limit,
+            languages=languages.split(",") if languages else None,
+            identifiers=[x.strip() for x in identifiers.split(",") if x.strip()],
+        )
+    except NarrativesError as exc:
+        fail(str(exc))
+    typer.echo(format_table(result, per_language=per_language))
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
