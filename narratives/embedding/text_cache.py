@@ -77,10 +77,11 @@ class EmbeddingCache:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        # (a cache written by narratives 0.2 has texts.lang and texts.lang_score too,
-        # langdetect's answers, unused now)
+        # texts.lang and texts.lang_score held narratives 0.2's languages (langdetect's);
+        # unused now, they stay so that an older narratives can share the cache folder
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS texts (key BLOB PRIMARY KEY, vector BLOB) WITHOUT ROWID"
+            "CREATE TABLE IF NOT EXISTS texts (key BLOB PRIMARY KEY, vector BLOB, "
+            "lang TEXT, lang_score REAL) WITHOUT ROWID"
         )
         # languages by identifier: another identifier, or other candidate languages, give
         # other answers
