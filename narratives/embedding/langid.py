@@ -62,7 +62,7 @@ LONG_TEXT_CHARS = 120
 KYRGYZ_MIN_LETTERS = 20
 #: the version of these rules; with Lingua's version and the candidates it names the
 #: identifier (:func:`identifier_id`), which keys the languages kept in the text cache
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 _NOISE = regex.compile(
     r"(?:https?://|www\.)\S+|\S+@\S+\.\w+|(?<!\w)@\w+|&(?:amp|lt|gt|quot|#\d+);", regex.I
@@ -105,10 +105,12 @@ _UZBEK_CYRILLIC_U = regex.compile("[ўЎ]")
 _UZBEK_CYRILLIC_KG = regex.compile("[қҚғҒ]")
 _NOT_UZBEK_CYRILLIC = regex.compile("[іІїЇәӘұҰңҢөӨүҮ]")
 #: Uzbek's Latin oʻ and gʻ: with ʻ or ‘ they are Uzbek's own; with an apostrophe they
-#: count from two on, and not as Welsh's o'r nor Ganda's ng' (English writes o'clock, and
-#: O'Brien with a capital after)
+#: count from two on, with a q or an x in the text, and not as Welsh's o'r nor Ganda's
+#: ng' (English writes o'clock, and O'Brien with a capital after)
 _UZBEK_LATIN_OWN = regex.compile("(?<!n)[oOgG][\u02bb\u2018](?=\\p{Ll})")
 _UZBEK_LATIN = regex.compile("(?<!n)[oOgG][\u02bb\u2018\u2019'`](?!r\\b)(?=\\p{Ll})")
+#: Uzbek writes q and x often (qonun, xalq); Welsh (o’u) and Ganda (g’omu) never
+_UZBEK_QX = regex.compile("[qQxX]")
 _KAZAKH_OWN = regex.compile("[әӘғҒқҚұҰһҺіІ]")
 _KYRGYZ_NG = regex.compile("[ңҢ]")
 _KYRGYZ_VOWELS = regex.compile("[өӨүҮ]")
@@ -284,7 +286,8 @@ def _script_rules(clean: str, n_letters: int) -> Iterable[tuple[str, float]]:
             yield "ky", share
     n_latin = len(_LATIN.findall(clean))
     if n_latin * 2 >= n_letters and (
-        _UZBEK_LATIN_OWN.search(clean) or len(_UZBEK_LATIN.findall(clean)) >= 2
+        _UZBEK_LATIN_OWN.search(clean)
+        or (len(_UZBEK_LATIN.findall(clean)) >= 2 and _UZBEK_QX.search(clean))
     ):
         yield "uz", _share(n_latin, n_letters)
 

@@ -94,6 +94,7 @@ from narratives.errors import InputError
         # What the rules for Uzbek, Kyrgyz and Uyghur must leave alone.
         ("O'Brien met O'Connor at five o'clock to talk about the riots.", "en"),
         ("Mae'r plant yn mynd i'r ysgol o'r dref bob dydd.", "cy"),
+        ("Mae’r plant yn chwarae gyda’u ffrindiau o’u hysgol o’u pentref.", "cy"),
         ("Беларусь — краіна ў Усходняй Еўропе, сталіца якой Мінск.", "be"),
         # Short posts, where langdetect was weakest.
         ("Follow back", "en"),
