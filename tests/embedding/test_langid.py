@@ -13,6 +13,7 @@ from narratives.embedding.langid import (
     detect_languages,
     identifier_id,
     known_languages,
+    lingua_text,
     parse_languages,
 )
 from narratives.embedding.text_cache import EmbeddingCache
@@ -96,6 +97,12 @@ from narratives.errors import InputError
         ("Mae'r plant yn mynd i'r ysgol o'r dref bob dydd.", "cy"),
         ("Mae’r plant yn chwarae gyda’u ffrindiau o’u hysgol o’u pentref.", "cy"),
         ("Беларусь — краіна ў Усходняй Еўропе, сталіца якой Мінск.", "be"),
+        # English news full of names and hashtags, which Lingua alone read as Tagalog,
+        # Latin or Yoruba (lingua_text leaves them out).
+        ("Congratulations! #GuAiling of China won gold in the big air final #Beijing2022", "en"),
+        ("A teacher in Qinhuangdao used snow to build Bing Dwen Dwen and Shuey Rhon Rhon", "en"),
+        ("The sole role of NATO is to be hostile to Russia", "en"),
+        ("Lithuania controls Tsikhanouskaya and prepares a Maidan in Belarus", "en"),
         # Short posts, where langdetect was weakest.
         ("Follow back", "en"),
         ("Beautiful", "en"),
@@ -181,3 +188,13 @@ def test_the_same_post_gets_the_same_answer_in_any_batch():
     for i, (lang, score) in enumerate(alone):
         assert together[0][i::5] == [lang] * 40
         assert together[1][i::5].tolist() == [pytest.approx(score)] * 40
+
+
+def test_lingua_reads_posts_without_hashtags_and_names():
+    assert lingua_text("Gu Ailing won gold at #Beijing2022 today. She was happy") == (
+        "Gu  won gold at   today. She was happy"
+    )
+    # a sentence's first word stays; too few lowercase words: the names stay
+    assert lingua_text("Xi Jinping meets Joe Biden") == "Xi Jinping meets Joe Biden"
+    # hashtags only: their words are read
+    assert lingua_text("#Beijing2022 #Olympics") == " Beijing2022  Olympics"
