@@ -272,10 +272,10 @@ def _by_rules(
     n_letters = len(_LETTER.findall(clean))  # letters and their combining marks
     if n_letters == 0:
         return UNDETERMINED, 0.0, None, False
-    for lang, score in _script_rules(clean, n_letters):
+    n_cyrillic = len(_CYRILLIC.findall(clean))
+    for lang, score in _script_rules(clean, n_letters, n_cyrillic):
         if allowed is None or lang in allowed:
             return lang, score, None, False
-    n_cyrillic = len(_CYRILLIC.findall(clean))
     kyrgyz_like = (
         n_letters >= KYRGYZ_MIN_LETTERS
         and n_cyrillic * 2 >= n_letters
@@ -286,8 +286,9 @@ def _by_rules(
     return UNDETERMINED, 0.0, clean[:MAX_CHARS].strip(), kyrgyz_like
 
 
-def _script_rules(clean: str, n_letters: int) -> Iterable[tuple[str, float]]:
-    """The languages the script says, most certain first."""
+def _script_rules(clean: str, n_letters: int, n_cyrillic: int) -> Iterable[tuple[str, float]]:
+    """The languages the script says, most certain first (``n_letters`` letters,
+    ``n_cyrillic`` of them Cyrillic)."""
     n_han = len(_HAN.findall(clean))
     n_kana = len(_KANA.findall(clean))
     n_hangul = len(_HANGUL.findall(clean))
@@ -307,7 +308,6 @@ def _script_rules(clean: str, n_letters: int) -> Iterable[tuple[str, float]]:
     n_arabic = len(_ARABIC.findall(clean))
     if n_arabic * 2 >= n_letters and _UYGHUR.search(clean) and not _SORANI.search(clean):
         yield "ug", _share(n_arabic, n_letters)
-    n_cyrillic = len(_CYRILLIC.findall(clean))
     if n_cyrillic * 2 >= n_letters:
         share = _share(n_cyrillic, n_letters)
         if _TAJIK.search(clean):
