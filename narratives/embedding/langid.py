@@ -23,7 +23,9 @@ tells, and name languages Lingua lacks:
   addresses, mentions and hashtags, and without the capitalised words inside a sentence
   where three lowercase words remain (:func:`lingua_text`): names (Gu Ailing, Bing Dwen
   Dwen, Nuku'alofa, Navalny) and run-together hashtags made Lingua read English news as
-  Tagalog, Latin or Yoruba. Cyrillic text with ``ө`` or ``ү`` but none of Kazakh's own
+  Tagalog, Latin or Yoruba; nor the Han, kana or Hangul of a post the rules did not
+  give to Chinese, Japanese or Korean (an English post with a Chinese title after it).
+  Cyrillic text with ``ө`` or ``ү`` but none of Kazakh's own
   letters is Kyrgyz where Lingua, which knows no Kyrgyz, answers Kazakh or a language
   without those letters (Russian...), or Mongolian on text with a word only Kyrgyz
   writes (жана, үчүн, менен...).
@@ -68,7 +70,7 @@ NAMES_MIN_LOWERCASE_WORDS = 3
 KYRGYZ_MIN_LETTERS = 20
 #: the version of these rules; with Lingua's version and the candidates it names the
 #: identifier (:func:`identifier_id`), which keys the languages kept in the text cache
-RULES_VERSION = 4
+RULES_VERSION = 5
 
 _NOISE = regex.compile(
     r"(?:https?://|www\.)\S+|\S+@\S+\.\w+|(?<!\w)@\w+|&(?:amp|lt|gt|quot|#\d+);", regex.I
@@ -133,6 +135,7 @@ _LINGUA_CODES: frozenset[str] | None = None
 RULE_LANGUAGES = frozenset({"km", "lo", "my", "kn", "ml", "si", "bo", "am", "ug", "tg", "uz", "ky"})
 
 _HASHTAG = regex.compile(r"(?<!\w)#\w+")
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]+")
 _WORD = regex.compile(r"\p{L}[\p{L}\p{M}'’-]*")
 _SENTENCE_END = (".", "!", "?", ":", '"', "“", "«", "»", "(", "[")
 
@@ -236,13 +239,20 @@ def detect_languages(
 
 def lingua_text(clean: str) -> str:
     """What Lingua reads of a post (already without URLs, e-mail addresses and
-    mentions): no hashtags, where other letters remain, and no capitalised word that does
-    not begin a sentence, where ``NAMES_MIN_LOWERCASE_WORDS`` lowercase words remain.
+    mentions): no Han, kana or Hangul and no hashtags, each where other letters remain,
+    and no capitalised word that does not begin a sentence, where
+    ``NAMES_MIN_LOWERCASE_WORDS`` lowercase words remain.
 
     Names carry the sound of their own language (pinyin, Russian, Tongan), not the
     post's: on the English posts of the state-media pages Lingua read 62 of 4,151 as
     another language, 20 without them; on Lingua's test sentences it gains 0.6 points
     (German, whose nouns are capitalised, loses 1)."""
+    # Han, kana or Hangul that the rules found too few of to name the text: another
+    # language's words mixed in (a Chinese title after an English one), which would
+    # make Lingua answer Chinese
+    without_cjk = _CJK.sub(" ", clean)
+    if _LETTER.search(without_cjk):
+        clean = without_cjk
     text = _HASHTAG.sub(" ", clean)
     if not _LETTER.search(text):
         return clean.replace("#", " ")

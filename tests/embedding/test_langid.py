@@ -196,5 +196,10 @@ def test_lingua_reads_posts_without_hashtags_and_names():
     )
     # a sentence's first word stays; too few lowercase words: the names stay
     assert lingua_text("Xi Jinping meets Joe Biden") == "Xi Jinping meets Joe Biden"
+    # Han a rule did not give to Chinese: another language's words mixed in
+    assert lingua_text("Learn the vibraphone with us | 云上民乐课 online") == (
+        "Learn the vibraphone with us |   online"
+    )
+    assert detect_language("Chinese New Year Special: the Battle Drums | 新春特辑：战鼓")[0] == "en"
     # hashtags only: their words are read
     assert lingua_text("#Beijing2022 #Olympics") == " Beijing2022  Olympics"
